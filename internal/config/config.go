@@ -1,0 +1,114 @@
+// Package config holds the settings every palm component shares and the
+// machinery that lets one option type (palm.Option) carry settings for a
+// single role too. It is not API: users see only palm.Option.
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+)
+
+// DefaultMaxMessageSize is the largest gRPC message a component accepts or
+// sends unless told otherwise: 4 MiB, gRPC's own default.
+const DefaultMaxMessageSize = 4 << 20
+
+// DefaultStopTimeout bounds a server's graceful stop.
+const DefaultStopTimeout = 10 * time.Second
+
+// Slack is the room a gRPC message needs beyond its payload for the other
+// fields of a PalmMessage: gRPC limits are the payload limit plus this.
+const Slack = 64 << 10
+
+// Config is the set of settings shared by every role.
+type Config struct {
+	Logger         hclog.Logger
+	LogLevel       hclog.Level
+	TLS            *tls.Config
+	ServerOptions  []grpc.ServerOption
+	DialOptions    []grpc.DialOption
+	MaxMessageSize int
+	StopTimeout    time.Duration
+
+	role []roleOption
+	errs []error
+}
+
+type roleOption struct {
+	name   string
+	target reflect.Type
+	apply  func(any)
+}
+
+// Option changes a Config. palm.Option wraps it.
+type Option func(*Config)
+
+// New applies opts over the defaults.
+func New(opts []Option) *Config {
+	c := &Config{LogLevel: hclog.NoLevel, MaxMessageSize: DefaultMaxMessageSize, StopTimeout: DefaultStopTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	return c
+}
+
+// Fail records a validation error found while applying an option; Err
+// reports it later, from the component's constructor.
+func (c *Config) Fail(err error) { c.errs = append(c.errs, err) }
+
+// Err returns the first validation error recorded by an option, if any.
+func (c *Config) Err() error {
+	if len(c.errs) > 0 {
+		return c.errs[0]
+	}
+	return nil
+}
+
+// Role returns an Option that only applies to a role whose settings have
+// type T. name is the option's name, used in the error when the option is
+// given to another role.
+func Role[T any](name string, f func(*T)) Option {
+	t := reflect.TypeFor[T]()
+	return func(c *Config) {
+		c.role = append(c.role, roleOption{name: name, target: t, apply: func(v any) { f(v.(*T)) }})
+	}
+}
+
+// ApplyRole applies the role options meant for settings of type T to s and
+// reports any option meant for another role, naming component.
+func ApplyRole[T any](c *Config, component string, s *T) error {
+	t := reflect.TypeFor[T]()
+	for _, r := range c.role {
+		if r.target != t {
+			return fmt.Errorf("option %s does not apply to %s", r.name, component)
+		}
+		r.apply(s)
+	}
+	return c.Err()
+}
+
+// NamedLogger returns the component's logger: the configured logger, or a
+// new one writing to standard error at Info (palm logs only start, stop and
+// failures at Info), named name, at the configured level when one was set.
+func (c *Config) NamedLogger(name string) hclog.Logger {
+	var l hclog.Logger
+	if c.Logger != nil {
+		l = c.Logger.Named(name)
+	} else {
+		lvl := c.LogLevel
+		if lvl == hclog.NoLevel {
+			lvl = hclog.Info
+		}
+		return hclog.New(&hclog.LoggerOptions{Name: name, Level: lvl})
+	}
+	if c.LogLevel != hclog.NoLevel {
+		l.SetLevel(c.LogLevel)
+	}
+	return l
+}

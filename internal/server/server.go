@@ -1,0 +1,144 @@
+// Package server is the plumbing every palm listener shares: the gRPC server
+// with palm's limits, keepalive policy and interceptor chain (recovery, then
+// logging through hclog), the health and reflection services, and the
+// serve-then-stop-within-a-bound lifecycle.
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/gopalm/palm/internal/config"
+)
+
+// Server is a gRPC server dressed the palm way.
+type Server struct {
+	GRPC   *grpc.Server
+	Health *health.Server
+	logger hclog.Logger
+	cfg    *config.Config
+}
+
+// New builds the gRPC server for a component. Register services on s.GRPC,
+// mark them serving with SetServing, then call Serve.
+func New(cfg *config.Config, logger hclog.Logger) *Server {
+	rpcLog := logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
+		logger.Log(hclogLevel(lvl), msg, fields...)
+	})
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxMessageSize + config.Slack),
+		grpc.MaxSendMsgSize(cfg.MaxMessageSize + config.Slack),
+		// Accept the keepalive pings of palm's dialers and of the common
+		// gRPC runtimes, which ping no more often than every 10 s.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.ChainUnaryInterceptor(
+			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
+			logging.UnaryServerInterceptor(rpcLog, logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(codeLevel)),
+		),
+		grpc.ChainStreamInterceptor(
+			recovery.StreamServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
+			logging.StreamServerInterceptor(rpcLog, logging.WithLogOnEvents(logging.StartCall, logging.FinishCall), logging.WithLevels(codeLevel)),
+		),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	opts = append(opts, cfg.ServerOptions...)
+	g := grpc.NewServer(opts...)
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(g, h)
+	reflection.Register(g)
+	return &Server{GRPC: g, Health: h, logger: logger, cfg: cfg}
+}
+
+func panicHandler(logger hclog.Logger) recovery.RecoveryHandlerFunc {
+	return func(p any) error {
+		logger.Error("panic while serving a call", "panic", p)
+		return status.Errorf(codes.Internal, "the server failed while handling the call: %v", p)
+	}
+}
+
+// codeLevel logs routine outcomes, including the client's own mistakes, at
+// Debug, and the server's failures at Warn.
+func codeLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.Internal, codes.DataLoss, codes.Unimplemented:
+		return logging.LevelWarn
+	}
+	return logging.LevelDebug
+}
+
+func hclogLevel(l logging.Level) hclog.Level {
+	switch {
+	case l <= logging.LevelDebug:
+		return hclog.Debug
+	case l <= logging.LevelInfo:
+		return hclog.Info
+	case l <= logging.LevelWarn:
+		return hclog.Warn
+	}
+	return hclog.Error
+}
+
+// SetServing marks the component and each of the named services SERVING.
+func (s *Server) SetServing(services ...string) {
+	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range services {
+		s.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+}
+
+// Serve serves on lis until ctx ends or serving fails. Then it reports
+// NOT_SERVING, calls drain (bounded by the stop timeout) so the component
+// can finish what it holds, stops gracefully within what is left of the
+// bound, and force-stops after it. It returns nil after a stop caused by ctx.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, drain func(context.Context) error) error {
+	served := make(chan error, 1)
+	go func() { served <- s.GRPC.Serve(lis) }()
+	var err error
+	select {
+	case err = <-served:
+		// Serving failed on its own: stop everything.
+		s.GRPC.Stop()
+		return err
+	case <-ctx.Done():
+	}
+	s.logger.Info("stopping", "timeout", s.cfg.StopTimeout)
+	s.Health.Shutdown()
+	bound, cancel := context.WithTimeout(context.Background(), s.cfg.StopTimeout)
+	defer cancel()
+	if drain != nil {
+		if err := drain(bound); err != nil {
+			s.logger.Warn("stopped before finishing every message in flight", "error", err)
+		}
+	}
+	stopped := make(chan struct{})
+	go func() { s.GRPC.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-bound.Done():
+		s.logger.Warn("graceful stop timed out; closing the remaining connections")
+		s.GRPC.Stop()
+		<-stopped
+	}
+	if err = <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	s.logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,129 @@
+package parts
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/gopalm/palm"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/route"
+)
+
+// Functions is an outbound part that calls user functions: for each
+// envelope it receives, it calls the handler named by the message's current
+// step and sends the reply (or the failure) on along its route, marked Done.
+//
+// A handler that returns an error or panics is logged (a panic with its
+// stack) and answered with an error reply; the part keeps going. A message
+// whose origin has gone away is skipped without calling the handler.
+type Functions struct {
+	// Lookup finds the handler for a function name; required.
+	Lookup func(function string) (palm.Handler, bool)
+	// Concurrency is how many calls run at once; 0 means 1, which keeps
+	// replies in the order messages arrived.
+	Concurrency int
+	// Logger logs failures; nil is quiet.
+	Logger hclog.Logger
+}
+
+// Run calls functions until ctx ends.
+func (f *Functions) Run(ctx context.Context, link *Link) error {
+	n := f.Concurrency
+	if n <= 0 {
+		n = 1
+	}
+	logger := f.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e := <-link.Inbox():
+					out := f.call(e, logger)
+					if err := link.Send(ctx, out); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (f *Functions) call(e Envelope, logger hclog.Logger) Envelope {
+	out := Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true}
+	var cctx context.Context = context.Background()
+	if e.Origin != nil {
+		cctx = e.Origin.Context()
+		if cctx.Err() != nil {
+			return out
+		}
+	}
+	step, err := route.Current(e.Msg)
+	var payload []byte
+	if err == nil {
+		h, ok := f.Lookup(step.Function)
+		if !ok {
+			err = status.Errorf(codes.NotFound, "server %q has no function %q", step.Server, step.Function)
+		} else {
+			payload, err = invoke(cctx, h, e.Msg, step, logger)
+		}
+	}
+	if err != nil {
+		out.Msg = derive(e.Msg, nil)
+		out.Msg.Error = route.ErrorOf(err, step)
+		return out
+	}
+	if payload != nil {
+		out.Msg = derive(e.Msg, payload)
+	}
+	return out
+}
+
+// invoke calls h, turning a panic into an error and logging failures.
+func invoke(ctx context.Context, h palm.Handler, m *palmv1.PalmMessage, step Step, logger hclog.Logger) (payload []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			logger.Error("user function panicked", "function", step.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "function panicked: %v", r)
+		}
+	}()
+	payload, err = h.Handle(ctx, m)
+	if err != nil {
+		logger.Error("user function gave an error", "function", step.String(), "error", fmt.Sprintf("%+v", err))
+		if _, ok := status.FromError(err); !ok {
+			err = status.Error(codes.Unknown, err.Error())
+		}
+	}
+	return payload, err
+}
+
+// Step is a parsed `server.function` step.
+type Step = route.Step
+
+// derive returns a new message carrying m's routing fields and payload.
+func derive(m *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage {
+	return &palmv1.PalmMessage{
+		Pipeline: m.GetPipeline(),
+		Client:   m.GetClient(),
+		Stage:    m.GetStage(),
+		Function: m.GetFunction(),
+		Cache:    m.GetCache(),
+		Payload:  payload,
+		Sequence: m.GetSequence(),
+	}
+}

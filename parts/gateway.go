@@ -1,0 +1,415 @@
+package parts
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/route"
+)
+
+// DefaultWindow is the number of unfinished messages a Gateway takes from
+// one stream before it stops reading from it.
+const DefaultWindow = 1024
+
+// maxBatch is the most replies and completions packed in one StreamResponse.
+const maxBatch = 256
+
+// maxBatchBytes bounds the payload bytes packed in one StreamResponse.
+const maxBatchBytes = 1 << 20
+
+// Gateway is the inbound part that serves palm.v1.GatewayService: clients
+// call Eval or open a Stream, and every message that passes the door check
+// goes into the router along the part's route. Replies come back through the
+// Origin each message carries.
+//
+// Eval waits for its one message. Stream follows the rules written in
+// gateway.proto: one goroutine receives (and stops receiving while the
+// stream's window of unfinished messages is full), the handler's goroutine
+// alone sends, packing up to 256 replies and completions per response from
+// a bounded queue (twice the window; a full queue makes the part delivering
+// replies wait, which slows the server's intake, never drops).
+type Gateway struct {
+	palmv1.UnimplementedGatewayServiceServer
+
+	check  route.Check
+	window int
+	logger hclog.Logger
+
+	ready    chan struct{} // closed when Run has the link
+	link     *Link
+	runCtx   context.Context
+	inflight atomic.Int64
+	draining atomic.Bool
+	idleOnce sync.Once
+	idle     chan struct{} // closed when draining and nothing is in flight
+}
+
+// GatewayConfig configures a Gateway.
+type GatewayConfig struct {
+	// Server is the name of the server; messages must name it in their
+	// current step. Required.
+	Server string
+	// Known reports whether a function is served; nil accepts any.
+	Known func(function string) bool
+	// MaxPayload is the largest payload accepted, in bytes; 0 for no limit.
+	MaxPayload int
+	// Window is the per-stream limit of unfinished messages; 0 means
+	// DefaultWindow.
+	Window int
+	// Logger; nil is quiet.
+	Logger hclog.Logger
+}
+
+// NewGateway returns a Gateway; register it as an inbound part and as the
+// GatewayService of a gRPC server.
+func NewGateway(cfg GatewayConfig) *Gateway {
+	w := cfg.Window
+	if w <= 0 {
+		w = DefaultWindow
+	}
+	l := cfg.Logger
+	if l == nil {
+		l = hclog.NewNullLogger()
+	}
+	return &Gateway{
+		check:  route.Check{Server: cfg.Server, MaxPayload: cfg.MaxPayload, Known: cfg.Known},
+		window: w,
+		logger: l,
+		ready:  make(chan struct{}),
+		idle:   make(chan struct{}),
+	}
+}
+
+// Run makes the gateway ready to take messages and waits for ctx to end.
+func (g *Gateway) Run(ctx context.Context, link *Link) error {
+	g.link = link
+	g.runCtx = ctx
+	close(g.ready)
+	<-ctx.Done()
+	return nil
+}
+
+// Drain stops the gateway taking new messages (they are refused with
+// Unavailable) and waits until every message already taken is finished, or
+// ctx ends. Streams then end with Unavailable once their replies are sent.
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.draining.Store(true)
+	if g.inflight.Load() == 0 {
+		g.idleOnce.Do(func() { close(g.idle) })
+	}
+	select {
+	case <-g.idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// InFlight is the number of messages taken and not yet finished.
+func (g *Gateway) InFlight() int { return int(g.inflight.Load()) }
+
+var errDraining = status.Error(codes.Unavailable, "the server is shutting down; send to another server or retry later")
+
+// take counts a message in; it fails when the gateway is draining.
+func (g *Gateway) take() error {
+	g.inflight.Add(1)
+	if g.draining.Load() {
+		g.release(1)
+		return errDraining
+	}
+	return nil
+}
+
+func (g *Gateway) release(n int64) {
+	if n == 0 {
+		return
+	}
+	if g.inflight.Add(-n) == 0 && g.draining.Load() {
+		g.idleOnce.Do(func() { close(g.idle) })
+	}
+}
+
+// wait blocks until Run has started, or ctx ends.
+func (g *Gateway) wait(ctx context.Context) error {
+	select {
+	case <-g.ready:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// Eval implements palm.v1.GatewayService/Eval.
+func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.EvalResponse, error) {
+	m := req.GetMessage()
+	if _, err := g.check.Admit(m); err != nil {
+		return nil, err
+	}
+	if err := g.wait(ctx); err != nil {
+		return nil, err
+	}
+	if err := g.take(); err != nil {
+		return nil, err
+	}
+	defer g.release(1)
+	o := &evalOrigin{ctx: ctx, done: make(chan struct{})}
+	if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence()}); err != nil {
+		return nil, contextStatus(ctx, err)
+	}
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case <-g.runCtx.Done():
+		return nil, errDraining
+	}
+	for _, r := range o.replies {
+		if r.GetError() != nil {
+			return nil, route.Status(r.GetError())
+		}
+	}
+	return &palmv1.EvalResponse{Messages: o.replies}, nil
+}
+
+func contextStatus(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+// evalOrigin collects the replies of one Eval.
+type evalOrigin struct {
+	ctx     context.Context
+	mu      sync.Mutex
+	replies []*palmv1.PalmMessage
+	done    chan struct{}
+	closed  bool
+}
+
+func (o *evalOrigin) Context() context.Context { return o.ctx }
+
+func (o *evalOrigin) Deliver(_ context.Context, e Envelope) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return errors.New("the call has already ended")
+	}
+	if e.Msg != nil {
+		o.replies = append(o.replies, e.Msg)
+	}
+	if e.Done {
+		o.closed = true
+		close(o.done)
+	}
+	return nil
+}
+
+// item is one entry of a stream's send queue.
+type item struct {
+	msg      *palmv1.PalmMessage
+	seq      uint64
+	done     bool
+	accepted bool // counted in the gateway's in-flight total
+}
+
+// streamOrigin is one client stream.
+type streamOrigin struct {
+	ctx    context.Context
+	out    chan item
+	window chan struct{}
+
+	mu     sync.Mutex
+	held   int64 // messages taken into g.inflight and not yet completed on the wire
+	closed bool
+}
+
+func (o *streamOrigin) Context() context.Context { return o.ctx }
+
+func (o *streamOrigin) Deliver(ctx context.Context, e Envelope) error {
+	it := item{msg: e.Msg, seq: e.Sequence, done: e.Done, accepted: true}
+	select {
+	case o.out <- it:
+		return nil
+	default:
+	}
+	select {
+	case o.out <- it:
+		return nil
+	case <-o.ctx.Done():
+		return o.ctx.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stream implements palm.v1.GatewayService/Stream.
+func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
+	ctx := stream.Context()
+	if err := g.wait(ctx); err != nil {
+		return err
+	}
+	o := &streamOrigin{
+		ctx:    ctx,
+		out:    make(chan item, 2*g.window),
+		window: make(chan struct{}, g.window),
+	}
+	recvDone := make(chan error, 1)
+	go func() { recvDone <- g.receive(o, stream) }()
+	defer func() {
+		// Whatever this stream still holds will never reach the client.
+		o.mu.Lock()
+		o.closed = true
+		n := o.held
+		o.held = 0
+		o.mu.Unlock()
+		g.release(n)
+	}()
+
+	resp := &palmv1.StreamResponse{}
+	eof := false
+	for {
+		if eof && len(o.window) == 0 && len(o.out) == 0 {
+			return nil
+		}
+		var it item
+		select {
+		case it = <-o.out:
+		case err := <-recvDone:
+			if err != nil {
+				return err
+			}
+			eof, recvDone = true, nil
+			continue
+		case <-g.idle:
+			if len(o.window) == 0 && len(o.out) == 0 {
+				return errDraining
+			}
+			select { // replies still on their way
+			case it = <-o.out:
+			case <-ctx.Done():
+				return status.FromContextError(ctx.Err()).Err()
+			}
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		released, accepted, err := g.sendBatch(stream, resp, o, it)
+		if err != nil {
+			return err
+		}
+		for range released {
+			<-o.window
+		}
+		o.mu.Lock()
+		o.held -= accepted
+		o.mu.Unlock()
+		g.release(accepted)
+	}
+}
+
+// sendBatch packs it and whatever else is ready into resp and sends it. It
+// returns how many completions it sent, and how many of those were counted
+// in the gateway's in-flight total.
+func (g *Gateway) sendBatch(stream palmv1.GatewayService_StreamServer, resp *palmv1.StreamResponse, o *streamOrigin, it item) (released, accepted int64, err error) {
+	resp.Messages = resp.Messages[:0]
+	resp.Completed = resp.Completed[:0]
+	bytes := 0
+	for {
+		if it.msg != nil {
+			resp.Messages = append(resp.Messages, it.msg)
+			bytes += len(it.msg.GetPayload())
+		}
+		if it.done {
+			resp.Completed = append(resp.Completed, it.seq)
+			released++
+			if it.accepted {
+				accepted++
+			}
+		}
+		if len(resp.Messages)+len(resp.Completed) >= maxBatch || bytes >= maxBatchBytes {
+			break
+		}
+		next, ok := tryRecv(o.out)
+		if !ok {
+			break
+		}
+		it = next
+	}
+	err = stream.Send(resp)
+	clear(resp.Messages[:cap(resp.Messages)])
+	return released, accepted, err
+}
+
+func tryRecv(c chan item) (item, bool) {
+	select {
+	case it := <-c:
+		return it, true
+	default:
+		return item{}, false
+	}
+}
+
+// receive reads the client's messages until the client half-closes (nil)
+// or the stream fails. It takes a window slot per message before routing it
+// and answers refused messages itself.
+func (g *Gateway) receive(o *streamOrigin, stream palmv1.GatewayService_StreamServer) error {
+	ctx := o.ctx
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, m := range req.GetMessages() {
+			select {
+			case o.window <- struct{}{}:
+			case <-ctx.Done():
+				return status.FromContextError(ctx.Err()).Err()
+			}
+			step, err := g.check.Admit(m)
+			if err == nil {
+				err = g.hold(o)
+			}
+			if err != nil {
+				reply := &palmv1.PalmMessage{
+					Pipeline: m.GetPipeline(), Client: m.GetClient(), Stage: m.GetStage(),
+					Function: m.GetFunction(), Sequence: m.GetSequence(),
+					Error: route.ErrorOf(err, step),
+				}
+				select {
+				case o.out <- item{msg: reply, seq: m.GetSequence(), done: true}:
+				case <-ctx.Done():
+					return status.FromContextError(ctx.Err()).Err()
+				}
+				continue
+			}
+			if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence()}); err != nil {
+				return contextStatus(ctx, err)
+			}
+		}
+	}
+}
+
+// hold counts a message of o into the gateway's in-flight total.
+func (g *Gateway) hold(o *streamOrigin) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return status.Error(codes.Canceled, "the stream has ended")
+	}
+	if err := g.take(); err != nil {
+		return err
+	}
+	o.held++
+	return nil
+}

@@ -1,0 +1,93 @@
+package parts
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-hclog"
+
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+)
+
+// StreamHandler chooses where a message goes next: the topic it is sent
+// under and the message itself (possibly changed). A nil message sends
+// nothing. It is the original's handle_stream.
+type StreamHandler func(m *palmv1.PalmMessage) (topic string, next *palmv1.PalmMessage)
+
+// ToClient is the default StreamHandler of a server that ends the stream:
+// the topic is the client's id, so the message goes back to the client.
+func ToClient(m *palmv1.PalmMessage) (string, *palmv1.PalmMessage) { return m.GetClient(), m }
+
+// NextStage is the default StreamHandler of a pipelined server named name:
+// the topic is the server's name and the stage moves one step on.
+func NextStage(name string) StreamHandler {
+	return func(m *palmv1.PalmMessage) (string, *palmv1.PalmMessage) {
+		m.Stage++
+		return name, m
+	}
+}
+
+// Publisher sends a message to the subscribers of a topic.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, m *palmv1.PalmMessage) error
+}
+
+// Replies is an outbound part that sends each message where its
+// StreamHandler says: back to the origin it came from when the topic is the
+// message's client, else to the Publisher under the topic. It then reports
+// the envelope's completion to the origin.
+//
+// Error replies always go back to the origin: a failure is the client's to
+// see, not the next stage's.
+type Replies struct {
+	// Handle picks topic and message; nil means ToClient.
+	Handle StreamHandler
+	// Publisher receives messages that do not go back to their origin; nil
+	// drops them with a debug log (nobody subscribed).
+	Publisher Publisher
+	// Logger; nil is quiet.
+	Logger hclog.Logger
+}
+
+// Run delivers envelopes until ctx ends.
+func (r *Replies) Run(ctx context.Context, link *Link) error {
+	handle := r.Handle
+	if handle == nil {
+		handle = ToClient
+	}
+	logger := r.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	for {
+		var e Envelope
+		select {
+		case <-ctx.Done():
+			return nil
+		case e = <-link.Inbox():
+		}
+		out := Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: e.Done}
+		if m := e.Msg; m != nil {
+			topic, next := ToClient(m)
+			if m.Error == nil {
+				topic, next = handle(m)
+			}
+			switch {
+			case next == nil:
+			case e.Origin != nil && topic == next.GetClient():
+				out.Msg = next
+			case r.Publisher != nil:
+				if err := r.Publisher.Publish(ctx, topic, next); err != nil {
+					logger.Warn("publishing failed", "topic", topic, "error", err)
+				}
+			default:
+				logger.Debug("no subscriber for the topic; message dropped", "topic", topic)
+			}
+		}
+		if e.Origin == nil || (out.Msg == nil && !out.Done) {
+			continue
+		}
+		if err := e.Origin.Deliver(ctx, out); err != nil {
+			logger.Debug("reply not delivered: the client has gone", "client", e.Msg.GetClient(), "sequence", e.Sequence, "error", err)
+		}
+	}
+}
