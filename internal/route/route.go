@@ -22,6 +22,9 @@ const MaxFunctionLen = 4096
 // MaxIDLen is the longest `client` or `pipeline` field accepted, in bytes.
 const MaxIDLen = 1024
 
+// MaxCacheLen is the longest `cache` field accepted, in bytes.
+const MaxCacheLen = 16 << 10
+
 // Step is one `server.function` step.
 type Step struct {
 	Server   string
@@ -116,6 +119,9 @@ func (c Check) Admit(m *palmv1.PalmMessage) (Step, error) {
 	}
 	if len(m.GetClient()) > MaxIDLen || len(m.GetPipeline()) > MaxIDLen {
 		return Step{}, status.Errorf(codes.InvalidArgument, "the client and pipeline fields may be at most %d bytes", MaxIDLen)
+	}
+	if len(m.GetCache()) > MaxCacheLen {
+		return Step{}, status.Errorf(codes.InvalidArgument, "the cache field is %d bytes; the limit is %d", len(m.GetCache()), MaxCacheLen)
 	}
 	step, err := Current(m)
 	if err != nil {

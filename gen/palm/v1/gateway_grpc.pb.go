@@ -32,7 +32,8 @@ const (
 // stream, their replies come back.
 //
 // Addressing: the step at `stage` of a message's `function` must name this
-// server (`name.function`). Anything else is refused: a malformed step with
+// server (`name.function`). Anything else is refused: a malformed step, a
+// `client` or `pipeline` over 1024 bytes or a `cache` over 16384 bytes with
 // INVALID_ARGUMENT, another server's name with FAILED_PRECONDITION, an unknown
 // function with NOT_FOUND, a payload over the server's limit with
 // RESOURCE_EXHAUSTED (the message says the limit). A server that is shutting
@@ -59,11 +60,15 @@ type GatewayServiceClient interface {
 	//     message they answer; a reply whose `error` is set reports a failure for
 	//     that message alone, and the stream goes on.
 	//   - A message refused at the door (bad step, unknown function, oversize
-	//     payload) is answered by such an error reply too; the stream stays open.
+	//     payload or `cache` field) is answered by such an error reply too; the
+	//     stream stays open.
 	//   - StreamResponse.completed lists the sequences this server has finished
-	//     with: every reply for them has already been sent on this stream. A job
-	//     is over when every message it sent is completed. A server that passes
-	//     messages on to another component does not report them as completed.
+	//     with: every reply it will send on this stream for them has already
+	//     been sent. When the server ends the stream, a job is over once every
+	//     message it sent is completed. When the stream goes on to another
+	//     component (a pipelined server), completion only means the message has
+	//     been passed on: its replies come from the last component, to the
+	//     client's subscription there.
 	//   - The server takes at most a window of unfinished messages per stream
 	//     (1024 by default) and stops reading while the window is full, so a
 	//     client that does not read its replies slows down instead of growing the
@@ -114,7 +119,8 @@ type GatewayService_StreamClient = grpc.BidiStreamingClient[StreamRequest, Strea
 // stream, their replies come back.
 //
 // Addressing: the step at `stage` of a message's `function` must name this
-// server (`name.function`). Anything else is refused: a malformed step with
+// server (`name.function`). Anything else is refused: a malformed step, a
+// `client` or `pipeline` over 1024 bytes or a `cache` over 16384 bytes with
 // INVALID_ARGUMENT, another server's name with FAILED_PRECONDITION, an unknown
 // function with NOT_FOUND, a payload over the server's limit with
 // RESOURCE_EXHAUSTED (the message says the limit). A server that is shutting
@@ -141,11 +147,15 @@ type GatewayServiceServer interface {
 	//     message they answer; a reply whose `error` is set reports a failure for
 	//     that message alone, and the stream goes on.
 	//   - A message refused at the door (bad step, unknown function, oversize
-	//     payload) is answered by such an error reply too; the stream stays open.
+	//     payload or `cache` field) is answered by such an error reply too; the
+	//     stream stays open.
 	//   - StreamResponse.completed lists the sequences this server has finished
-	//     with: every reply for them has already been sent on this stream. A job
-	//     is over when every message it sent is completed. A server that passes
-	//     messages on to another component does not report them as completed.
+	//     with: every reply it will send on this stream for them has already
+	//     been sent. When the server ends the stream, a job is over once every
+	//     message it sent is completed. When the stream goes on to another
+	//     component (a pipelined server), completion only means the message has
+	//     been passed on: its replies come from the last component, to the
+	//     client's subscription there.
 	//   - The server takes at most a window of unfinished messages per stream
 	//     (1024 by default) and stops reading while the window is full, so a
 	//     client that does not read its replies slows down instead of growing the

@@ -46,8 +46,9 @@ type PalmMessage struct {
 	// the server that must handle the message now and the function it must
 	// call. Both parts are non-empty and contain neither dots nor spaces.
 	Function string `protobuf:"bytes,4,opt,name=function,proto3" json:"function,omitempty"`
-	// Free-form text carried along with the message. Clients may set it; palm's
-	// servers pass it on unchanged. It never changes how a message is routed.
+	// Free-form text carried along with the message, at most 16384 bytes.
+	// Clients may set it; palm's servers pass it on unchanged. It never changes
+	// how a message is routed.
 	Cache string `protobuf:"bytes,5,opt,name=cache,proto3" json:"cache,omitempty"`
 	// The data itself: opaque bytes that only user functions interpret.
 	Payload []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`

@@ -1,0 +1,301 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/gopalm/palm"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/route"
+)
+
+// DefaultWindow is the number of unfinished messages a Job keeps in flight
+// unless told otherwise by Window. It matches the window a palm server takes
+// per stream.
+const DefaultWindow = 1024
+
+// sizeSlack is added to the message size limit for the gRPC call limits, so
+// that a payload of exactly the limit still fits with the message around it.
+const sizeSlack = 64 << 10
+
+// ErrNoReply is returned by Eval when the server answered the message
+// without a reply: the function returned nothing, or the server passed the
+// message on to another component (a pipelined server) and the replies went
+// there.
+var ErrNoReply = errors.New("client: the function sent no reply")
+
+// settings are the options that only a Client takes.
+type settings struct {
+	session    string
+	hasSession bool
+	window     int
+}
+
+// Session makes the Client keep its cache keys apart under a session name,
+// like the original client's session: every key given to Get, Set, Delete
+// and Keys is stored on the server as name + "." + key, and Keys returns the
+// keys with that prefix removed. The name must be non-empty and contain
+// neither dots nor spaces, so that one session's keys never include
+// another's. Default: no session; keys are used as given.
+//
+// Session only changes cache keys: messages of Eval and Job are not tagged.
+func Session(name string) palm.Option {
+	return config.Role("client.Session", func(s *settings) {
+		s.session, s.hasSession = name, true
+	})
+}
+
+// Window sets the most messages a Job keeps in flight: sent, and not yet
+// reported completed by the server. When the window is full, the Job stops
+// sending until the server completes some. n must be at least 1. Default:
+// DefaultWindow (1024).
+func Window(n int) palm.Option {
+	return config.Role("client.Window", func(s *settings) { s.window = n })
+}
+
+// Client talks to one palm server (a Server, a Master, the first stage of a
+// pipeline): it sends messages to the server's functions with Eval and Job,
+// and uses the server's cache with Get, Set, Delete and Keys.
+//
+// Each Client has a random unique id, sent as the `client` field of its
+// messages. A Client holds one gRPC connection, set up on first use and
+// re-established by gRPC when it breaks. As in the original, the order in
+// which client and server start does not matter: a call made while the
+// server is unreachable waits for it until the call's context ends (then
+// DeadlineExceeded or Canceled), so give calls a deadline when the server
+// may be away for good.
+//
+// A Client is safe for concurrent use by multiple goroutines; every Job runs
+// on a stream of its own.
+type Client struct {
+	server string
+	id     string
+	prefix string // session name + ".", or empty
+	window int
+	max    int // largest payload or value, in bytes
+
+	conn    *grpc.ClientConn
+	gateway palmv1.GatewayServiceClient
+	cache   palmv1.CacheServiceClient
+	log     hclog.Logger
+}
+
+// New returns a Client for the palm server named server, listening at
+// address (a gRPC target such as "127.0.0.1:5555" or "dns:///palm:5555").
+// New does no network I/O: the connection is made on the first call.
+//
+// The server name must be non-empty and contain neither dots nor spaces;
+// Eval and Job refuse functions whose first step names another server.
+// Options: palm.WithTLS to dial with TLS (default: plaintext),
+// palm.WithDialOptions (applied after palm's own), palm.WithMaxMessageSize
+// (the largest payload or cache value sent, default 4 MiB; replies up to the
+// same size are accepted), palm.WithLogger and palm.WithLogLevel (the
+// Client logs as "client"), and the client options Session and Window. New
+// returns an error naming the problem for an invalid argument or option,
+// including an option meant for another kind of component.
+func New(server, address string, opts ...palm.Option) (*Client, error) {
+	if err := validName("server name", server); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if address == "" {
+		return nil, errors.New("client: the address is empty")
+	}
+	cfg := config.New(opts)
+	s := settings{window: DefaultWindow}
+	if err := config.ApplyRole(cfg, "client", &s); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	var prefix string
+	if s.hasSession {
+		if err := validName("session name", s.session); err != nil {
+			return nil, fmt.Errorf("client: Session(%q): %w", s.session, err)
+		}
+		prefix = s.session + "."
+	}
+	if s.window < 1 {
+		return nil, fmt.Errorf("client: Window(%d): the window must be at least 1", s.window)
+	}
+
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	limit := cfg.MaxMessageSize + sizeSlack
+	dial := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// As in the original, it does not matter whether the client or
+		// the server starts first: calls wait for the server to be
+		// reachable until their context ends.
+		grpc.WithDefaultCallOptions(grpc.WaitForReady(true), grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit)),
+	}, cfg.DialOptions...)
+	conn, err := grpc.NewClient(address, dial...)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return &Client{
+		server:  server,
+		id:      newID(),
+		prefix:  prefix,
+		window:  s.window,
+		max:     cfg.MaxMessageSize,
+		conn:    conn,
+		gateway: palmv1.NewGatewayServiceClient(conn),
+		cache:   palmv1.NewCacheServiceClient(conn),
+		log:     cfg.NamedLogger("client"),
+	}, nil
+}
+
+// Close closes the Client's connection. Calls in progress, and Jobs still
+// running, end with a Canceled status error; calls made after Close fail the
+// same way. Close returns an error when the Client was already closed.
+func (c *Client) Close() error {
+	return c.conn.Close()
+}
+
+// Eval sends one message to a function and returns the payload of its reply,
+// like the original client's eval.
+//
+// function is one `server.function` step, or several separated by single
+// spaces for a pipeline ("first.parse second.store"); its first step must
+// name the Client's server. A malformed function fails with an
+// InvalidArgument status error and one naming another server with
+// FailedPrecondition, both without sending anything. A payload larger than
+// the message size limit (palm.WithMaxMessageSize) fails with
+// ResourceExhausted naming the limit, also without sending.
+//
+// Errors from the server are returned as the server's gRPC status unchanged,
+// so status.Code tells them apart: Unknown with the error text when the
+// function returned an error or panicked, NotFound for an unknown function,
+// Unavailable when the server is unreachable or shutting down,
+// DeadlineExceeded when ctx's deadline passes first. When the server
+// answered with no reply, Eval returns ErrNoReply. Of several replies (which
+// a plain Server never produces), Eval returns the first; should that reply
+// carry an error rather than a result, Eval returns it as a *MessageError,
+// whose status.Code is the reply's.
+func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]byte, error) {
+	first, err := c.checkFunction(function)
+	if err != nil {
+		return nil, err
+	}
+	if len(payload) > c.max {
+		return nil, c.payloadTooLarge(len(payload))
+	}
+	resp, err := c.gateway.Eval(ctx, &palmv1.EvalRequest{Message: &palmv1.PalmMessage{
+		Pipeline: newID(),
+		Client:   c.id,
+		Stage:    0,
+		Function: function,
+		Payload:  payload,
+		Sequence: 1,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	replies := resp.GetMessages()
+	if len(replies) == 0 {
+		return nil, ErrNoReply
+	}
+	if e := replies[0].GetError(); e != nil {
+		return nil, replyError(1, first, e)
+	}
+	return replies[0].GetPayload(), nil
+}
+
+// MessageError reports that one message failed while the rest of its Job
+// went on: its function returned an error or panicked, the server refused
+// it, or it was refused locally because its payload was over the size limit.
+//
+// Err is a gRPC status error with the failure's code and message, and
+// MessageError unwraps to it, so status.Code(err) and errors.As both work on
+// the error a Job yields.
+type MessageError struct {
+	// Sequence is the message's number in its Job: the position, from 1, of
+	// its payload in the payloads sequence.
+	Sequence uint64
+	// Function is the `server.function` step that failed.
+	Function string
+	// Err is the failure as a gRPC status error.
+	Err error
+}
+
+// Error describes the failure: the message's number, the step and the
+// server's explanation.
+func (e *MessageError) Error() string {
+	st := status.Convert(e.Err)
+	if e.Function == "" {
+		return fmt.Sprintf("message %d failed: %s (code %s)", e.Sequence, st.Message(), st.Code())
+	}
+	return fmt.Sprintf("message %d failed in %s: %s (code %s)", e.Sequence, e.Function, st.Message(), st.Code())
+}
+
+// Unwrap returns Err.
+func (e *MessageError) Unwrap() error { return e.Err }
+
+// replyError builds the MessageError for a reply whose error field is set.
+// function is the step to name when the reply does not say.
+func replyError(seq uint64, function string, e *palmv1.Error) *MessageError {
+	code := codes.Code(e.GetCode())
+	if code == codes.OK {
+		code = codes.Unknown // an error reply is never a success
+	}
+	if f := e.GetFunction(); f != "" {
+		function = f
+	}
+	return &MessageError{Sequence: seq, Function: function, Err: status.Error(code, e.GetMessage())}
+}
+
+// checkFunction validates a `function` field and returns its first step.
+func (c *Client) checkFunction(function string) (string, error) {
+	steps, err := route.ParseSteps(function)
+	if err != nil {
+		return "", err
+	}
+	if steps[0].Server != c.server {
+		return "", status.Errorf(codes.FailedPrecondition,
+			"step %q is for server %q, but this client talks to server %q", steps[0], steps[0].Server, c.server)
+	}
+	return steps[0].String(), nil
+}
+
+// payloadTooLarge is the error for a payload of n bytes over the limit.
+func (c *Client) payloadTooLarge(n int) error {
+	return status.Errorf(codes.ResourceExhausted,
+		"payload is %d bytes; the limit is %d bytes (palm.WithMaxMessageSize); not sent", n, c.max)
+}
+
+// validName checks a server or session name: non-empty UTF-8 with no dot
+// and no white space.
+func validName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("the %s is empty", what)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("the %s %q is not valid UTF-8", what, name)
+	case strings.Contains(name, "."):
+		return fmt.Errorf("the %s %q contains a dot; names may not", what, name)
+	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
+		return fmt.Errorf("the %s %q contains white space; names may not", what, name)
+	}
+	return nil
+}
+
+// newID returns 128 random bits from crypto/rand as 32 hex digits.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails; it crashes the program instead
+	return hex.EncodeToString(b[:])
+}

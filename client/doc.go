@@ -1,0 +1,28 @@
+// Package client is palm's Client: it sends messages to the functions of a
+// palm server (a Server, a Master, the first stage of a pipeline) and uses
+// the server's cache, like the original PALM client.
+//
+// New takes the server's name and address and does no network I/O. Eval
+// sends one message and returns its reply; Job sends a message per payload
+// of a Go iterator and yields the replies as they come back, with an error
+// for each message that failed; Get, Set, Delete and Keys use the server's
+// cache, optionally under a Session name:
+//
+//	c, err := client.New("my_server", "127.0.0.1:5555")
+//	if err != nil { ... }
+//	defer c.Close()
+//
+//	reply, err := c.Eval(ctx, "my_server.foo", []byte("a message"))
+//
+//	for reply, err := range c.Job(ctx, "my_server.foo", client.Repeat([]byte("a message"), 10), client.Messages(10)) {
+//		if err != nil { ... } // a *client.MessageError: that message failed, the job goes on
+//		fmt.Printf("%s\n", reply)
+//	}
+//
+//	key, err := c.Set(ctx, "", []byte("some data")) // the server chooses the key
+//	data, err := c.Get(ctx, key)
+//
+// Errors are gRPC status errors (see status.Code) with a message for the
+// person reading it; cache errors also match kv.ErrNotFound, kv.ErrInvalidKey
+// and kv.ErrTooLarge with errors.Is.
+package client

@@ -1,0 +1,244 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/gopalm/palm"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/route"
+	"github.com/gopalm/palm/kv"
+)
+
+// fakeServer is the name the fake gateway answers to.
+const fakeServer = "srv"
+
+// Payloads the fake gateway treats specially; any other payload is echoed
+// upper-cased.
+const (
+	payloadFail  = "fail"  // an error reply (Eval: Unknown status)
+	payloadNone  = "none"  // no reply, but completed
+	payloadCrash = "crash" // Stream: the call ends with DataLoss
+	payloadSlow  = "slow"  // Eval: waits for the call's context to end
+	payloadHold  = "hold"  // Stream: never completed while the stream lasts
+	payloadDeny  = "deny"  // Eval: an OK call whose reply carries PermissionDenied
+)
+
+// fakeGateway is a GatewayService serving the functions srv.echo and
+// srv.other.
+type fakeGateway struct {
+	palmv1.UnimplementedGatewayServiceServer
+
+	// completeEvery, when above zero, makes Stream hold replies and
+	// completions until that many messages are unfinished (or the client
+	// half-closes), to exercise the client's window.
+	completeEvery int
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every change below
+	evals    []*palmv1.PalmMessage
+	streamed []*palmv1.PalmMessage
+	requests int // StreamRequests received
+	maxBatch int // most messages in one StreamRequest
+	maxOpen  int // most unfinished messages seen at once
+}
+
+func newFakeGateway() *fakeGateway {
+	return &fakeGateway{changed: make(chan struct{})}
+}
+
+var check = route.Check{Server: fakeServer, Known: func(f string) bool { return f == "echo" || f == "other" }}
+
+func (f *fakeGateway) record(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn()
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// waitFor waits until cond, called under the lock, holds, or fails the test
+// after a deadline.
+func (f *fakeGateway) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		f.mu.Lock()
+		ok, changed := cond(), f.changed
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// answer is what the fake's function makes of one message: a reply or nil.
+func answer(m *palmv1.PalmMessage) *palmv1.PalmMessage {
+	step, err := check.Admit(m)
+	if err == nil && string(m.GetPayload()) == payloadFail {
+		err = status.Error(codes.Unknown, "fail requested")
+	}
+	reply := &palmv1.PalmMessage{Pipeline: m.GetPipeline(), Client: m.GetClient(), Sequence: m.GetSequence()}
+	switch {
+	case err != nil:
+		reply.Error = route.ErrorOf(err, step)
+	case string(m.GetPayload()) == payloadNone:
+		return nil
+	default:
+		reply.Payload = bytes.ToUpper(m.GetPayload())
+	}
+	return reply
+}
+
+func (f *fakeGateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.EvalResponse, error) {
+	m := req.GetMessage()
+	f.record(func() { f.evals = append(f.evals, m) })
+	if _, err := check.Admit(m); err != nil {
+		return nil, err
+	}
+	switch string(m.GetPayload()) {
+	case payloadSlow:
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case payloadFail:
+		return nil, status.Error(codes.Unknown, "fail requested")
+	case payloadDeny:
+		return &palmv1.EvalResponse{Messages: []*palmv1.PalmMessage{{
+			Sequence: m.GetSequence(),
+			Error:    &palmv1.Error{Code: uint32(codes.PermissionDenied), Message: "denied", Function: "srv.other"},
+		}}}, nil
+	}
+	resp := &palmv1.EvalResponse{}
+	if r := answer(m); r != nil {
+		resp.Messages = append(resp.Messages, r)
+	}
+	return resp, nil
+}
+
+// Stream handles messages in the order they come, in one goroutine that is
+// the only one to call Recv and the only one to call Send.
+func (f *fakeGateway) Stream(stream palmv1.GatewayService_StreamServer) error {
+	var (
+		out  palmv1.StreamResponse
+		open int
+		held []*palmv1.PalmMessage // "hold" messages, never completed
+	)
+	flush := func() error {
+		if len(out.Messages) == 0 && len(out.Completed) == 0 {
+			return nil
+		}
+		err := stream.Send(&out)
+		out.Reset()
+		open = 0
+		return err
+	}
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			if len(held) > 0 {
+				return status.Error(codes.Internal, "half-closed with held messages")
+			}
+			return flush()
+		}
+		if err != nil {
+			return err
+		}
+		for _, m := range req.GetMessages() {
+			switch string(m.GetPayload()) {
+			case payloadCrash:
+				return status.Error(codes.DataLoss, "crash requested")
+			case payloadHold:
+				held = append(held, m)
+			default:
+				if r := answer(m); r != nil {
+					out.Messages = append(out.Messages, r)
+				}
+				out.Completed = append(out.Completed, m.GetSequence())
+				open++
+			}
+		}
+		f.record(func() {
+			f.streamed = append(f.streamed, req.GetMessages()...)
+			f.requests++
+			f.maxBatch = max(f.maxBatch, len(req.GetMessages()))
+			f.maxOpen = max(f.maxOpen, open+len(held))
+		})
+		if f.completeEvery == 0 || open >= f.completeEvery {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// testServer is a bufconn server with the fake gateway and a real
+// kv.Memory cache.
+type testServer struct {
+	gateway *fakeGateway
+	store   *kv.Memory
+	dial    palm.Option // routes a Client to this server
+}
+
+// startServer starts a testServer, stopped when the test ends.
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	ts := &testServer{gateway: newFakeGateway(), store: kv.NewMemory()}
+	lis := bufconn.Listen(1 << 20)
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
+	palmv1.RegisterGatewayServiceServer(s, ts.gateway)
+	palmv1.RegisterCacheServiceServer(s, kv.NewService(ts.store))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		s.Stop()
+		<-done
+	})
+	ts.dial = palm.WithDialOptions(grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+		return lis.DialContext(ctx)
+	}))
+	return ts
+}
+
+// newClient returns a Client of ts, closed when the test ends, logging to
+// the test's log.
+func (ts *testServer) newClient(t *testing.T, opts ...palm.Option) *Client {
+	t.Helper()
+	logger := hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
+	opts = append([]palm.Option{ts.dial, palm.WithLogger(logger)}, opts...)
+	c, err := New(fakeServer, "passthrough:///bufnet", opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}

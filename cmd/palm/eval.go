@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/client"
+)
+
+func newEval(c *common, stdin io.Reader) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "eval FUNCTION [PAYLOAD]",
+		Short: "Call a function on a running server and print the reply",
+		Long: `eval sends one message to the server at --address and prints the reply's
+payload followed by a newline. FUNCTION is server.function, or several
+such steps separated by spaces (quote them). The payload is PAYLOAD, or
+standard input when PAYLOAD is omitted or is "-".
+
+A failure of the function is printed with its gRPC code, and eval exits 1.`,
+		Example: `  palm eval my_server.foo 'a message'
+  echo -n 'a message' | palm eval --address 10.0.0.5:5555 my_server.foo`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var payload []byte
+			if len(args) == 2 && args[1] != "-" {
+				payload = []byte(args[1])
+			} else {
+				b, err := io.ReadAll(stdin)
+				if err != nil {
+					return err
+				}
+				payload = b
+			}
+			server := c.server
+			if server == "" {
+				server, _, _ = strings.Cut(args[0], ".")
+			}
+			cl, err := c.client(server)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			reply, err := cl.Eval(ctx, args[0], payload)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", reply)
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the reply, including for the server to come up")
+	return cmd
+}
+
+// client makes a client for the named server from the common flags.
+func (c *common) client(server string) (*client.Client, error) {
+	if server == "" {
+		server = "palm"
+	}
+	var opts []palm.Option
+	if c.session != "" {
+		opts = append(opts, client.Session(c.session))
+	}
+	return client.New(server, c.address, opts...)
+}

@@ -1,0 +1,156 @@
+// Package examples_test builds the example programs and runs them as the
+// manual does, each in its own process on the original's addresses, and
+// checks what they print.
+package examples_test
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// build compiles every example program once per test run into binDir.
+func build(t *testing.T) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "palm-examples-")
+		if buildErr != nil {
+			return
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+}
+
+type buildError struct{ out []byte }
+
+func (e *buildError) Error() string { return "go build: " + string(e.out) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// proc is a running example program.
+type proc struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	out   bytes.Buffer
+	lines chan string
+	done  chan struct{}
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// start runs the program built from dir (for example "simple/server") with
+// args; its standard output and error are collected together.
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	build(t)
+	// go build -o names each binary after its directory: the example's
+	// programs are named server, client, worker..., so build them apart.
+	bin := filepath.Join(binDir, strings.ReplaceAll(dir, "/", "-"))
+	if _, err := os.Stat(bin); err != nil {
+		out, err := exec.Command("go", "build", "-o", bin, "./"+dir).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", dir, err, out)
+		}
+	}
+	p := &proc{cmd: exec.Command(bin, args...), lines: make(chan string, 1000), done: make(chan struct{})}
+	r, w := io.Pipe()
+	p.cmd.Stdout = w
+	p.cmd.Stderr = w
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+		close(p.lines)
+	}()
+	go func() {
+		p.cmd.Wait()
+		w.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// waitFor reads the program's lines until one contains text.
+func (p *proc) waitFor(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("program ended before printing %q:\n%s", text, p.output())
+			}
+			if strings.Contains(line, text) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q after 30s:\n%s", text, p.output())
+		}
+	}
+}
+
+// stop interrupts the program as Ctrl-C would and waits for it to end.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("program did not stop on SIGINT:\n%s", p.output())
+	}
+}
+
+// runClient runs a program to its end and returns what it printed.
+func runClient(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	p := start(t, dir, args...)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not finish:\n%s", dir, p.output())
+	}
+	if !p.cmd.ProcessState.Success() {
+		t.Fatalf("%s failed: %v\n%s", dir, p.cmd.ProcessState, p.output())
+	}
+	return p.output()
+}
