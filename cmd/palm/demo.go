@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/gopalm/palm"
@@ -29,11 +28,10 @@ set up; the server's log goes to standard error.`,
 }
 
 func demo(ctx context.Context, c *common, cmd *cobra.Command) error {
-	level := hclog.LevelFromString(c.logLevel)
-	if level == hclog.NoLevel {
-		return usageError{fmt.Errorf("unknown log level %q", c.logLevel)}
+	logger, err := c.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Output: cmd.ErrOrStderr(), Level: level, IndependentLevels: true})
 	srv, err := pipeline.NewServer("my_server", palm.WithLogger(logger))
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/gopalm/palm"
@@ -42,7 +43,7 @@ A failure of the function is printed with its gRPC code, and eval exits 1.`,
 			if server == "" {
 				server, _, _ = strings.Cut(args[0], ".")
 			}
-			cl, err := c.client(server)
+			cl, err := c.client(server, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -61,14 +62,29 @@ A failure of the function is printed with its gRPC code, and eval exits 1.`,
 	return cmd
 }
 
-// client makes a client for the named server from the common flags.
-func (c *common) client(server string) (*client.Client, error) {
+// client makes a client for the named server from the common flags; it
+// logs to stderr at --log-level.
+func (c *common) client(server string, stderr io.Writer) (*client.Client, error) {
 	if server == "" {
 		server = "palm"
 	}
-	var opts []palm.Option
+	logger, err := c.logger(stderr)
+	if err != nil {
+		return nil, err
+	}
+	opts := []palm.Option{palm.WithLogger(logger)}
 	if c.session != "" {
 		opts = append(opts, client.Session(c.session))
 	}
 	return client.New(server, c.address, opts...)
+}
+
+// logger returns a logger writing to w at --log-level, or a usage error
+// for an unknown level.
+func (c *common) logger(w io.Writer) (hclog.Logger, error) {
+	level := hclog.LevelFromString(c.logLevel)
+	if level == hclog.NoLevel {
+		return nil, usageError{fmt.Errorf("unknown log level %q", c.logLevel)}
+	}
+	return hclog.New(&hclog.LoggerOptions{Output: w, Level: level, IndependentLevels: true}), nil
 }

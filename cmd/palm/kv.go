@@ -19,10 +19,14 @@ func newKV(c *common, stdin io.Reader) *cobra.Command {
 		Long: `kv reads and writes the key-value cache of the server at --address. With
 --session, every key is prefixed with the session, as the original's client
 does.`,
+		// Without a RunE of its own, cobra would print the help for an
+		// unknown verb ("palm kv frobnicate") and exit 0.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	kv.PersistentFlags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	with := func(cmd *cobra.Command, f func(ctx context.Context, cl *client.Client) error) error {
-		cl, err := c.client(c.server)
+		cl, err := c.client(c.server, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}

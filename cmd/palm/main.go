@@ -40,17 +40,28 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
+	// A gRPC status is a failure of the call, whatever its message says
+	// (a missing key named "flag" is not a usage error), so it is looked
+	// at before cobra's usage errors, which are recognised by their words.
 	var usage usageError
-	if errors.As(err, &usage) || strings.HasPrefix(err.Error(), "unknown ") || strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg(s)") {
-		fmt.Fprintf(stderr, "palm: %v\nRun 'palm --help' for usage.\n", err)
-		return 2
+	if errors.As(err, &usage) {
+		return usageFailure(stderr, err)
 	}
 	if st, ok := status.FromError(err); ok {
 		fmt.Fprintf(stderr, "palm: %s (%s)\n", st.Message(), st.Code())
 		return 1
 	}
+	if msg := err.Error(); strings.HasPrefix(msg, "unknown ") || strings.Contains(msg, "flag") || strings.Contains(msg, "arg(s)") {
+		return usageFailure(stderr, err)
+	}
 	fmt.Fprintf(stderr, "palm: %v\n", err)
 	return 1
+}
+
+// usageFailure reports a usage error and returns its exit code, 2.
+func usageFailure(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "palm: %v\nRun 'palm --help' for usage.\n", err)
+	return 2
 }
 
 type usageError struct{ error }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -46,13 +47,15 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 		// gRPC runtimes, which ping no more often than every 10 s.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Logging outside recovery, so that a recovered panic is logged
+		// as the Internal status it became.
 		grpc.ChainUnaryInterceptor(
-			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
 			logging.UnaryServerInterceptor(rpcLog, logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(codeLevel)),
+			recovery.UnaryServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
 		),
 		grpc.ChainStreamInterceptor(
-			recovery.StreamServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
 			logging.StreamServerInterceptor(rpcLog, logging.WithLogOnEvents(logging.StartCall, logging.FinishCall), logging.WithLevels(codeLevel)),
+			recovery.StreamServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
 		),
 	}
 	if cfg.TLS != nil {
@@ -68,7 +71,7 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 
 func panicHandler(logger hclog.Logger) recovery.RecoveryHandlerFunc {
 	return func(p any) error {
-		logger.Error("panic while serving a call", "panic", p)
+		logger.Error("panic while serving a call", "panic", p, "stack", string(debug.Stack()))
 		return status.Errorf(codes.Internal, "the server failed while handling the call: %v", p)
 	}
 }

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/palmtest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type panicky struct {
+	palmv1.UnimplementedGatewayServiceServer
+}
+
+func (panicky) Eval(context.Context, *palmv1.EvalRequest) (*palmv1.EvalResponse, error) {
+	panic("out of cheese")
+}
+
+// Calls are logged through hclog by the middleware's logging interceptor,
+// a panic in a handler becomes Internal and is logged, and health answers.
+func TestInterceptorsAndHealth(t *testing.T) {
+	logs := &logBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
+	s := New(config.New(nil), logger)
+	palmv1.RegisterGatewayServiceServer(s.GRPC, panicky{})
+	s.SetServing("palm.v1.GatewayService")
+	l := palmtest.Listen()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, l, nil) }()
+	cc := l.Conn(t)
+
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	h, err := healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{Service: "palm.v1.GatewayService"})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	_, err = palmv1.NewGatewayServiceClient(cc).Eval(cctx, &palmv1.EvalRequest{})
+	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "out of cheese") {
+		t.Fatalf("panicking handler: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, want := range []string{"[DEBUG] finished call", "grpc.method=Check", "[ERROR] panic while serving a call", "out of cheese", "[WARN]  finished call", "grpc.code=Internal", "[INFO]  stopped"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestLevels(t *testing.T) {
+	if codeLevel(codes.NotFound) >= codeLevel(codes.Internal) {
+		t.Error("a client's mistake must log below a server failure")
+	}
+}
