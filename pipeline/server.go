@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -198,8 +199,16 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.logger.Info("serving", "address", lis.Addr().String())
 	err := srv.Serve(ctx, lis, gw.Drain)
 	stopRouter()
-	if rerr := <-routed; err == nil {
-		err = rerr
+	// The parts end at once unless a user function ignores its context and
+	// keeps running; such a call cannot be stopped from outside, so it is
+	// left behind rather than allowed to hold the stop forever.
+	select {
+	case rerr := <-routed:
+		if err == nil {
+			err = rerr
+		}
+	case <-time.After(s.cfg.StopTimeout):
+		s.logger.Warn("stopped with a function call still running: the function ignores its context", "timeout", s.cfg.StopTimeout)
 	}
 	return err
 }

@@ -288,3 +288,66 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Two servers in one process each have a cache of their own.
+func TestCachePerServer(t *testing.T) {
+	a, err := pipeline.NewServer("a", palm.WithLogger(hclog.NewNullLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pipeline.NewServer("b", palm.WithLogger(hclog.NewNullLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	la, lb := palmtest.Serve(t, a), palmtest.Serve(t, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := palmv1.NewCacheServiceClient(la.Conn(t)).Set(ctx, &palmv1.SetRequest{Key: "k", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := palmv1.NewCacheServiceClient(lb.Conn(t)).Get(ctx, &palmv1.GetRequest{Key: "k"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("server b sees server a's key: %v", err)
+	}
+	if v, err := a.Cache().Get(ctx, "k"); err != nil || string(v) != "v" {
+		t.Fatalf("server a's own cache: %q %v", v, err)
+	}
+}
+
+// A function that never returns cannot hold a stopping server past its
+// stop timeout.
+func TestStopIsBounded(t *testing.T) {
+	srv, err := pipeline.NewServer("s", palm.WithLogger(hclog.NewNullLogger()), palm.WithStopTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := make(chan struct{})
+	defer close(stuck)
+	started := make(chan struct{})
+	srv.HandleFunc("stuck", func(ctx context.Context, _ []byte) ([]byte, error) {
+		close(started)
+		<-stuck // ignores ctx on purpose
+		return nil, nil
+	})
+	lis := palmtest.Listen()
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, lis) }()
+	gw := palmv1.NewGatewayServiceClient(lis.Conn(t))
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := gw.Stream(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{{Function: "s.stuck", Sequence: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("the open stream ended with %v; want Unavailable", err)
+	}
+}
