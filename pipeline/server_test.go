@@ -351,3 +351,39 @@ func TestStopIsBounded(t *testing.T) {
 		t.Fatalf("the open stream ended with %v; want Unavailable", err)
 	}
 }
+
+// A client that sends and never reads its replies is held to its window:
+// the server stops reading from it and keeps answering everyone else.
+func TestClientThatNeverReads(t *testing.T) {
+	gw, _ := newServer(t, pipeline.Window(16))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hog, err := gw.Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan int, 1)
+	go func() {
+		// Far more than the window and every buffer on the way can hold.
+		payload := make([]byte, 64<<10)
+		n := 0
+		for n < 2000 {
+			m := &palmv1.PalmMessage{Client: "hog", Function: "my_server.foo", Payload: payload, Sequence: uint64(n + 1)}
+			if hog.Send(&palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{m}}) != nil {
+				break
+			}
+			n++
+		}
+		sent <- n
+	}()
+	for i := range 20 {
+		resp, err := eval(t, gw, msg("my_server.foo", fmt.Sprint(i)))
+		if err != nil || string(resp.Messages[0].Payload) != fmt.Sprint("you sent me ", i) {
+			t.Fatalf("another client while the hog waits: %v %v", resp, err)
+		}
+	}
+	cancel()
+	if n := <-sent; n >= 2000 {
+		t.Fatalf("the server took all %d messages from a client that never reads", n)
+	}
+}
