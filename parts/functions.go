@@ -73,7 +73,10 @@ func (f *Functions) call(e Envelope, logger hclog.Logger) Envelope {
 			return out
 		}
 	}
-	step, err := route.Current(e.Msg)
+	step, err := e.Step, error(nil)
+	if step.Function == "" {
+		step, err = route.Current(e.Msg)
+	}
 	var payload []byte
 	if err == nil {
 		h, ok := f.Lookup(step.Function)

@@ -150,7 +150,8 @@ func (g *Gateway) wait(ctx context.Context) error {
 // Eval implements palm.v1.GatewayService/Eval.
 func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.EvalResponse, error) {
 	m := req.GetMessage()
-	if _, err := g.check.Admit(m); err != nil {
+	step, err := g.check.Admit(m)
+	if err != nil {
 		return nil, err
 	}
 	if err := g.wait(ctx); err != nil {
@@ -161,7 +162,7 @@ func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.Ev
 	}
 	defer g.release(1)
 	o := &evalOrigin{ctx: ctx, done: make(chan struct{})}
-	if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence()}); err != nil {
+	if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}); err != nil {
 		return nil, contextStatus(ctx, err)
 	}
 	select {
@@ -393,7 +394,7 @@ func (g *Gateway) receive(o *streamOrigin, stream palmv1.GatewayService_StreamSe
 				}
 				continue
 			}
-			if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence()}); err != nil {
+			if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}); err != nil {
 				return contextStatus(ctx, err)
 			}
 		}

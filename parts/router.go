@@ -27,6 +27,9 @@ type Envelope struct {
 	// Sequence is the client's number of the message this envelope derives
 	// from, as it entered the server.
 	Sequence uint64
+	// Step is the step the message asks of this server, when the part that
+	// let it in has already parsed it; the zero Step when not.
+	Step Step
 	// Done marks the last envelope derived from an entering message: once it
 	// is delivered the message is finished in this server.
 	Done bool

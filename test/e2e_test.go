@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -31,20 +30,7 @@ func serveTCP(t *testing.T, opts ...palm.Option) (string, *pipeline.Server) {
 	srv.HandleFunc("foo", func(_ context.Context, m []byte) ([]byte, error) {
 		return append([]byte("you sent me "), m...), nil
 	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return lis.Addr().String(), srv
+	return palmtest.ServeTCP(t, srv), srv
 }
 
 // The original loses over half of the replies to an eval made the instant a

@@ -40,20 +40,7 @@ func startServer(t *testing.T) (*pipeline.Server, string) {
 	srv.HandleFunc("boom", func(context.Context, []byte) ([]byte, error) {
 		return nil, errors.New("boom went the function")
 	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return srv, lis.Addr().String()
+	return srv, palmtest.ServeTCP(t, srv)
 }
 
 // closedAddress returns a loopback address nothing listens on.

@@ -54,21 +54,38 @@ func (l *Listener) Conn(t testing.TB) *grpc.ClientConn {
 // Listen returns a new in-memory listener.
 func Listen() *Listener { return &Listener{bufconn.Listen(1 << 20)} }
 
+// ServeTCP runs srv on a free TCP port of the loopback interface until the
+// test ends, then stops it and checks that Serve returned nil. It returns
+// the address to dial.
+func ServeTCP(t testing.TB, srv Servable) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, srv, lis)
+	return lis.Addr().String()
+}
+
 // Serve runs srv on a new in-memory listener until the test ends, then
 // stops it and checks that Serve returned nil.
 func Serve(t testing.TB, srv Servable) *Listener {
 	t.Helper()
 	l := Listen()
+	serve(t, srv, l)
+	return l
+}
+
+func serve(t testing.TB, srv Servable, lis net.Listener) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
+	go func() { done <- srv.Serve(ctx, lis) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return l
 }
 
 // Logger returns an hclog logger that writes to the test's log at level.
