@@ -225,7 +225,7 @@ type item struct {
 // streamOrigin is one client stream.
 type streamOrigin struct {
 	ctx    context.Context
-	out    chan item
+	out    *outQueue
 	window chan struct{}
 
 	mu     sync.Mutex
@@ -236,20 +236,78 @@ type streamOrigin struct {
 func (o *streamOrigin) Context() context.Context { return o.ctx }
 
 func (o *streamOrigin) Deliver(ctx context.Context, e Envelope) error {
-	it := item{msg: e.Msg, seq: e.Sequence, done: e.Done, accepted: true}
+	return o.out.push(ctx, o.ctx, item{msg: e.Msg, seq: e.Sequence, done: e.Done, accepted: true})
+}
+
+// outQueue is a stream's queue of replies and completions waiting to be
+// sent. It grows as needed up to limit items, so that a client that reads
+// slowly does not make the part delivering replies wait for everyone else;
+// past the limit, push waits. The window bounds how much a well-behaved
+// server puts in it: at most window messages, each with its replies.
+type outQueue struct {
+	mu    sync.Mutex
+	items []item
+	limit int
+	ready chan struct{} // a token when items were added
+	space chan struct{} // a token when items were taken
+}
+
+func newOutQueue(limit int) *outQueue {
+	return &outQueue{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+}
+
+func signal(c chan struct{}) {
 	select {
-	case o.out <- it:
-		return nil
+	case c <- struct{}{}:
 	default:
 	}
-	select {
-	case o.out <- it:
-		return nil
-	case <-o.ctx.Done():
-		return o.ctx.Err()
-	case <-ctx.Done():
-		return ctx.Err()
+}
+
+// push adds it, waiting while the queue is at its limit until ctx or octx
+// ends.
+func (q *outQueue) push(ctx, octx context.Context, it item) error {
+	for {
+		q.mu.Lock()
+		if len(q.items) < q.limit {
+			q.items = append(q.items, it)
+			q.mu.Unlock()
+			signal(q.ready)
+			return nil
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.space:
+		case <-octx.Done():
+			return octx.Err()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+}
+
+// take moves up to max items into buf and returns it.
+func (q *outQueue) take(buf []item, max int) []item {
+	q.mu.Lock()
+	n := min(len(q.items), max)
+	buf = append(buf, q.items[:n]...)
+	rest := copy(q.items, q.items[n:])
+	clear(q.items[rest:])
+	q.items = q.items[:rest]
+	if rest == 0 && cap(q.items) > 4096 {
+		q.items = nil // give back what a burst made it grow to
+	}
+	q.mu.Unlock()
+	signal(q.space)
+	if rest > 0 {
+		signal(q.ready)
+	}
+	return buf
+}
+
+func (q *outQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
 }
 
 // Stream implements palm.v1.GatewayService/Stream.
@@ -260,7 +318,7 @@ func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 	}
 	o := &streamOrigin{
 		ctx:    ctx,
-		out:    make(chan item, 2*g.window),
+		out:    newOutQueue(outLimit * g.window),
 		window: make(chan struct{}, g.window),
 	}
 	recvDone := make(chan error, 1)
@@ -276,55 +334,82 @@ func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 	}()
 
 	resp := &palmv1.StreamResponse{}
-	eof := false
+	var batch []item
+	eof, draining := false, false
 	for {
-		if eof && len(o.window) == 0 && len(o.out) == 0 {
-			return nil
+		if (eof || draining) && len(o.window) == 0 && o.out.len() == 0 {
+			if eof {
+				return nil
+			}
+			return errDraining
 		}
-		var it item
+		idle := g.idle
+		if draining {
+			idle = nil
+		}
 		select {
-		case it = <-o.out:
+		case <-o.out.ready:
 		case err := <-recvDone:
 			if err != nil {
 				return err
 			}
 			eof, recvDone = true, nil
 			continue
-		case <-g.idle:
-			if len(o.window) == 0 && len(o.out) == 0 {
-				return errDraining
-			}
-			select { // replies still on their way
-			case it = <-o.out:
-			case <-ctx.Done():
-				return status.FromContextError(ctx.Err()).Err()
-			}
+		case <-idle:
+			draining = true // finish sending what is on its way, then end
+			continue
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		}
-		released, accepted, err := g.sendBatch(stream, resp, o, it)
-		if err != nil {
-			return err
+		for {
+			batch = o.out.take(batch[:0], maxBatch)
+			if len(batch) == 0 {
+				break
+			}
+			released, accepted, err := g.sendBatch(stream, resp, batch)
+			clear(batch)
+			if err != nil {
+				return err
+			}
+			for range released {
+				<-o.window
+			}
+			o.mu.Lock()
+			o.held -= accepted
+			o.mu.Unlock()
+			g.release(accepted)
 		}
-		for range released {
-			<-o.window
-		}
-		o.mu.Lock()
-		o.held -= accepted
-		o.mu.Unlock()
-		g.release(accepted)
 	}
 }
 
-// sendBatch packs it and whatever else is ready into resp and sends it. It
-// returns how many completions it sent, and how many of those were counted
-// in the gateway's in-flight total.
-func (g *Gateway) sendBatch(stream palmv1.GatewayService_StreamServer, resp *palmv1.StreamResponse, o *streamOrigin, it item) (released, accepted int64, err error) {
+// outLimit times the window is the most items a stream's queue holds.
+const outLimit = 64
+
+// sendBatch packs the items into responses of at most maxBatchBytes of
+// payload and sends them. It returns how many completions it sent, and how
+// many of those were counted in the gateway's in-flight total.
+func (g *Gateway) sendBatch(stream palmv1.GatewayService_StreamServer, resp *palmv1.StreamResponse, items []item) (released, accepted int64, err error) {
 	resp.Messages = resp.Messages[:0]
 	resp.Completed = resp.Completed[:0]
 	bytes := 0
-	for {
+	flush := func() error {
+		if len(resp.Messages)+len(resp.Completed) == 0 {
+			return nil
+		}
+		err := stream.Send(resp)
+		clear(resp.Messages)
+		resp.Messages = resp.Messages[:0]
+		resp.Completed = resp.Completed[:0]
+		bytes = 0
+		return err
+	}
+	for _, it := range items {
 		if it.msg != nil {
+			if bytes > 0 && bytes+len(it.msg.GetPayload()) > maxBatchBytes {
+				if err := flush(); err != nil {
+					return released, accepted, err
+				}
+			}
 			resp.Messages = append(resp.Messages, it.msg)
 			bytes += len(it.msg.GetPayload())
 		}
@@ -335,27 +420,8 @@ func (g *Gateway) sendBatch(stream palmv1.GatewayService_StreamServer, resp *pal
 				accepted++
 			}
 		}
-		if len(resp.Messages)+len(resp.Completed) >= maxBatch || bytes >= maxBatchBytes {
-			break
-		}
-		next, ok := tryRecv(o.out)
-		if !ok {
-			break
-		}
-		it = next
 	}
-	err = stream.Send(resp)
-	clear(resp.Messages[:cap(resp.Messages)])
-	return released, accepted, err
-}
-
-func tryRecv(c chan item) (item, bool) {
-	select {
-	case it := <-c:
-		return it, true
-	default:
-		return item{}, false
-	}
+	return released, accepted, flush()
 }
 
 // receive reads the client's messages until the client half-closes (nil)
@@ -387,10 +453,8 @@ func (g *Gateway) receive(o *streamOrigin, stream palmv1.GatewayService_StreamSe
 					Function: m.GetFunction(), Sequence: m.GetSequence(),
 					Error: route.ErrorOf(err, step),
 				}
-				select {
-				case o.out <- item{msg: reply, seq: m.GetSequence(), done: true}:
-				case <-ctx.Done():
-					return status.FromContextError(ctx.Err()).Err()
+				if err := o.out.push(ctx, ctx, item{msg: reply, seq: m.GetSequence(), done: true}); err != nil {
+					return status.FromContextError(err).Err()
 				}
 				continue
 			}
