@@ -29,3 +29,18 @@ type HandlerFunc func(ctx context.Context, payload []byte) ([]byte, error)
 func (f HandlerFunc) Handle(ctx context.Context, msg *palmv1.PalmMessage) ([]byte, error) {
 	return f(ctx, msg.GetPayload())
 }
+
+// ChangePayload returns a copy of msg that carries payload instead, like the
+// original's change_payload: the routing fields (pipeline, client, stage,
+// function, cache, sequence) stay as they were. msg is not modified.
+func ChangePayload(msg *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage {
+	return &palmv1.PalmMessage{
+		Pipeline: msg.GetPipeline(),
+		Client:   msg.GetClient(),
+		Stage:    msg.GetStage(),
+		Function: msg.GetFunction(),
+		Cache:    msg.GetCache(),
+		Payload:  payload,
+		Sequence: msg.GetSequence(),
+	}
+}

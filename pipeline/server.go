@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -193,22 +192,5 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	palmv1.RegisterDispatchServiceServer(srv.GRPC, noWorkers{name: s.name})
 	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName)
 
-	routerCtx, stopRouter := context.WithCancel(context.Background())
-	routed := make(chan error, 1)
-	go func() { routed <- r.Run(routerCtx) }()
-	s.logger.Info("serving", "address", lis.Addr().String())
-	err := srv.Serve(ctx, lis, gw.Drain)
-	stopRouter()
-	// The parts end at once unless a user function ignores its context and
-	// keeps running; such a call cannot be stopped from outside, so it is
-	// left behind rather than allowed to hold the stop forever.
-	select {
-	case rerr := <-routed:
-		if err == nil {
-			err = rerr
-		}
-	case <-time.After(s.cfg.StopTimeout):
-		s.logger.Warn("stopped with a function call still running: the function ignores its context", "timeout", s.cfg.StopTimeout)
-	}
-	return err
+	return srv.ServeWith(ctx, lis, r, gw.Drain)
 }

@@ -14,6 +14,10 @@
 //     is full, and the master stops taking messages until there is room.
 //   - A task whose worker leaves goes back to the front of the queue, unless
 //     it has already been handed out MaxAttempts times: then it fails.
+//   - A task handed out before is suspect (it may be what killed a worker),
+//     and a worker holds at most one suspect task at a time: a task that
+//     kills every worker that takes it then dies alone, and the tasks that
+//     happened to share a worker with it once are not failed with it.
 //   - A finish or a result from a worker that does not hold the task (a late
 //     duplicate after redelivery) is ignored.
 package dispatch
@@ -35,7 +39,7 @@ type WorkerID uint64
 const DefaultMaxAttempts = 3
 
 // MaxCredit caps the credit one worker may hold, however much it grants.
-const MaxCredit = 1 << 16
+const MaxCredit = 4096
 
 // Task is one message waiting for, or held by, a worker.
 type Task struct {
@@ -60,6 +64,7 @@ type worker struct {
 	functions map[string]bool // nil: every function
 	credit    int
 	held      map[TaskID]*Task
+	suspects  int // held tasks that were handed out before
 }
 
 func (w *worker) serves(function string) bool {
@@ -130,8 +135,13 @@ func (c *Core) Submit(t *Task) error {
 	return nil
 }
 
+// Push queues a task even when the queue is at capacity: for the further
+// tasks of a message whose first task Submit accepted (a scatter), which
+// are never refused half-way.
+func (c *Core) Push(t *Task) { c.queue = append(c.queue, t) }
+
 // Room is how many more tasks Submit would accept now.
-func (c *Core) Room() int { return c.capacity - len(c.queue) }
+func (c *Core) Room() int { return max(0, c.capacity-len(c.queue)) }
 
 // scanLimit bounds how far past the head of the queue Next looks for a task
 // some ready worker serves, so one call stays cheap.
@@ -149,7 +159,7 @@ func (c *Core) Next() (WorkerID, *Task, bool) {
 		for k := range c.ring {
 			i := (c.next + k) % len(c.ring)
 			w := c.ring[i]
-			if w.credit == 0 || !w.serves(t.Function) {
+			if w.credit == 0 || !w.serves(t.Function) || (t.Attempts > 0 && w.suspects > 0) {
 				continue
 			}
 			// Take t out: shift the (at most scanLimit) tasks before it
@@ -159,6 +169,9 @@ func (c *Core) Next() (WorkerID, *Task, bool) {
 			c.queue = c.queue[1:]
 			w.credit--
 			w.held[t.ID] = t
+			if t.Attempts > 0 {
+				w.suspects++
+			}
 			c.held++
 			t.Attempts++
 			c.next = (i + 1) % len(c.ring)
@@ -175,6 +188,14 @@ func (c *Core) Holds(id WorkerID, task TaskID) bool {
 	return w != nil && w.held[task] != nil
 }
 
+// Held returns the task if the worker holds it, else nil.
+func (c *Core) Held(id WorkerID, task TaskID) *Task {
+	if w := c.byID[id]; w != nil {
+		return w.held[task]
+	}
+	return nil
+}
+
 // Done marks the task finished by the worker and returns it. It reports
 // false when the worker does not hold the task (a late duplicate).
 func (c *Core) Done(id WorkerID, task TaskID) (*Task, bool) {
@@ -187,6 +208,9 @@ func (c *Core) Done(id WorkerID, task TaskID) (*Task, bool) {
 		return nil, false
 	}
 	delete(w.held, task)
+	if t.Attempts > 1 {
+		w.suspects--
+	}
 	c.held--
 	return t, true
 }

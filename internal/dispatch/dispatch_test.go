@@ -207,3 +207,47 @@ func TestLeaveKeepsRoundRobinIndexValid(t *testing.T) {
 		t.Fatalf("after leaves: %v %v", w, ok)
 	}
 }
+
+// A task that kills every worker fails alone: the tasks that shared a
+// worker with it once are isolated from it afterwards.
+func TestPoisonDiesAlone(t *testing.T) {
+	c := New(100, 3)
+	for i := range 10 {
+		c.Submit(task(TaskID(i+1), "f", nil))
+	}
+	var failed []*Task
+	next := WorkerID(1)
+	for c.Queued()+c.InFlight() > 0 {
+		w := next
+		next++
+		c.Join(w, nil)
+		c.Grant(w, 4)
+		var holdsPoison bool
+		for {
+			_, tk, ok := c.Next()
+			if !ok {
+				break
+			}
+			holdsPoison = holdsPoison || tk.ID == 1
+		}
+		if holdsPoison {
+			failed = append(failed, c.Leave(w)...) // task 1 kills the worker
+			continue
+		}
+		for _, tk := range heldBy(c, w) {
+			c.Done(w, tk)
+		}
+		c.Leave(w)
+	}
+	if len(failed) != 1 || failed[0].ID != 1 {
+		t.Fatalf("failed: %v; want task 1 alone", failed)
+	}
+}
+
+func heldBy(c *Core, w WorkerID) []TaskID {
+	var ids []TaskID
+	for id := range c.byID[w].held {
+		ids = append(ids, id)
+	}
+	return ids
+}

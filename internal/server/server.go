@@ -145,3 +145,30 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, drain func(context
 	s.logger.Info("stopped")
 	return nil
 }
+
+// Runner is what runs beside the gRPC server: a component's router.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// ServeWith runs r, then serves on lis as Serve does; once serving has
+// stopped it stops r and waits for it, at most the stop timeout: a user
+// function that ignores its context cannot be stopped from outside, and is
+// left behind rather than allowed to hold the stop forever.
+func (s *Server) ServeWith(ctx context.Context, lis net.Listener, r Runner, drain func(context.Context) error) error {
+	runCtx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- r.Run(runCtx) }()
+	s.logger.Info("serving", "address", lis.Addr().String())
+	err := s.Serve(ctx, lis, drain)
+	stop()
+	select {
+	case rerr := <-ran:
+		if err == nil {
+			err = rerr
+		}
+	case <-time.After(s.cfg.StopTimeout):
+		s.logger.Warn("stopped with a function call still running: the function ignores its context", "timeout", s.cfg.StopTimeout)
+	}
+	return err
+}

@@ -1,0 +1,240 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net"
+	"strings"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/gopalm/palm"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/server"
+	"github.com/gopalm/palm/kv"
+	"github.com/gopalm/palm/parts"
+)
+
+// Master takes messages from clients and hands them to its workers as
+// tasks; the workers' results go back to the client that sent each message.
+// Create it with New and call Serve (or ListenAndServe) once. Its methods
+// are safe for concurrent use.
+type Master struct {
+	name     string
+	cfg      *config.Config
+	settings settings
+	logger   hclog.Logger
+	store    kv.Store
+	served   atomic.Bool
+	disp     atomic.Pointer[parts.Dispatcher]
+}
+
+type settings struct {
+	scatter     func(*palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage]
+	gather      func(*palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage]
+	handle      parts.StreamHandler
+	pipelined   bool
+	store       kv.Store
+	preset      map[string][]byte
+	queue       int
+	maxAttempts int
+	window      int
+}
+
+// Scatter sets the hook that turns each message a client sends into the
+// messages handed to workers, zero or more (the original's scatter).
+// Default: the message itself. A panic in the hook fails that message.
+func Scatter(f func(msg *palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage]) palm.Option {
+	return config.Role("master.Scatter", func(s *settings) { s.scatter = f })
+}
+
+// Gather sets the hook that turns each result a worker returns into the
+// messages sent on, zero or more (the original's gather). It is called for
+// one result at a time, in the order results arrive, so it may keep state
+// without locking. Default: the result itself. Use palm.ChangePayload to
+// change a message's payload.
+func Gather(f func(result *palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage]) palm.Option {
+	return config.Role("master.Gather", func(s *settings) { s.gather = f })
+}
+
+// HandleStream sets the master's handle_stream hook: the topic each message
+// is sent under, and the message itself, possibly changed; a nil message
+// sends nothing. Default: the client's id, back to the client (with
+// Pipelined: the master's name, one stage on). Error replies always go back
+// to the client.
+func HandleStream(f func(msg *palmv1.PalmMessage) (topic string, next *palmv1.PalmMessage)) palm.Option {
+	return config.Role("master.HandleStream", func(s *settings) { s.handle = f })
+}
+
+// Pipelined makes the master send its results on to the next step of the
+// pipeline, under its own name with the stage moved one on, instead of back
+// to the client (the original's pipelined=True).
+func Pipelined() palm.Option {
+	return config.Role("master.Pipelined", func(s *settings) { s.pipelined = true })
+}
+
+// PresetCache stores values in the master's cache before it serves, for
+// workers and clients to read (the original's preset_cache).
+func PresetCache(values map[string][]byte) palm.Option {
+	return config.Role("master.PresetCache", func(s *settings) {
+		if s.preset == nil {
+			s.preset = map[string][]byte{}
+		}
+		for k, v := range values {
+			s.preset[k] = v
+		}
+	})
+}
+
+// WithStore sets the store behind the master's cache. Default: a new
+// in-memory store of the master's own.
+func WithStore(store kv.Store) palm.Option {
+	return config.Role("master.WithStore", func(s *settings) { s.store = store })
+}
+
+// QueueSize sets how many tasks wait for a worker before the master stops
+// taking messages from clients (they then wait, within their windows).
+// Default: 4096.
+func QueueSize(n int) palm.Option {
+	return config.Role("master.QueueSize", func(s *settings) { s.queue = n })
+}
+
+// MaxAttempts sets how many times a task is handed to a worker before it
+// fails with Aborted at the client, when each worker that took it went away
+// before finishing it. Default: 3.
+func MaxAttempts(n int) palm.Option {
+	return config.Role("master.MaxAttempts", func(s *settings) { s.maxAttempts = n })
+}
+
+// Window sets how many unfinished messages the master takes from one client
+// stream before it stops reading from it. Default: 1024.
+func Window(n int) palm.Option {
+	return config.Role("master.Window", func(s *settings) { s.window = n })
+}
+
+// New returns a Master named name. It does no I/O. It fails when the name is
+// empty or holds a dot or a space, or when an option is invalid or meant for
+// another kind of component.
+func New(name string, opts ...palm.Option) (*Master, error) {
+	if name == "" || strings.ContainsAny(name, ". \t\n") {
+		return nil, fmt.Errorf("master: invalid name %q: it must be non-empty, with no dots or spaces", name)
+	}
+	cfg := config.New(opts)
+	var st settings
+	if err := config.ApplyRole(cfg, "master.Master", &st); err != nil {
+		return nil, err
+	}
+	switch {
+	case st.queue < 0:
+		return nil, fmt.Errorf("master: QueueSize(%d): must be at least 1", st.queue)
+	case st.maxAttempts < 0:
+		return nil, fmt.Errorf("master: MaxAttempts(%d): must be at least 1", st.maxAttempts)
+	case st.window < 0:
+		return nil, fmt.Errorf("master: Window(%d): must be at least 1", st.window)
+	}
+	for k := range st.preset {
+		if err := kv.ValidKey(k); err != nil {
+			return nil, fmt.Errorf("master: PresetCache: %w", err)
+		}
+	}
+	m := &Master{name: name, cfg: cfg, settings: st, logger: cfg.NamedLogger(name), store: st.store}
+	if m.store == nil {
+		m.store = kv.NewMemory()
+	}
+	return m, nil
+}
+
+// Name is the master's name.
+func (m *Master) Name() string { return m.name }
+
+// Logger is the master's named logger (the original's self.logger).
+func (m *Master) Logger() hclog.Logger { return m.logger }
+
+// Cache is the master's key-value store, shared by its clients and workers.
+func (m *Master) Cache() kv.Store { return m.store }
+
+// Workers is the number of workers connected now.
+func (m *Master) Workers() int {
+	if d := m.disp.Load(); d != nil {
+		return d.Workers()
+	}
+	return 0
+}
+
+// ListenAndServe listens on the TCP address addr and calls Serve.
+func (m *Master) ListenAndServe(ctx context.Context, addr string) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("master: %s: %w", m.name, err)
+	}
+	return m.Serve(ctx, lis)
+}
+
+// Serve serves clients and workers on lis until ctx ends, then stops: it
+// reports NOT_SERVING, refuses new messages, lets the workers finish the
+// messages it holds and sends their replies, tells the workers to leave,
+// all within the stop timeout (palm.WithStopTimeout, default 10 s), and
+// closes lis. It returns nil after a stop caused by ctx. Serve may be
+// called once.
+func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
+	if !m.served.CompareAndSwap(false, true) {
+		lis.Close()
+		return errors.New("master: Serve called twice")
+	}
+	for k, v := range m.settings.preset {
+		if err := m.store.Set(ctx, k, v); err != nil {
+			lis.Close()
+			return fmt.Errorf("master: PresetCache: %w", err)
+		}
+	}
+	gw := parts.NewGateway(parts.GatewayConfig{
+		Server:     m.name,
+		MaxPayload: m.cfg.MaxMessageSize,
+		Window:     m.settings.window,
+		Logger:     m.logger,
+	})
+	disp := parts.NewDispatcher(parts.DispatcherConfig{
+		Master:      m.name,
+		Scatter:     m.settings.scatter,
+		Queue:       m.settings.queue,
+		MaxAttempts: m.settings.maxAttempts,
+		Logger:      m.logger,
+	})
+	m.disp.Store(disp)
+	handle := m.settings.handle
+	if handle == nil && m.settings.pipelined {
+		handle = parts.NextStage(m.name)
+	}
+	r := parts.NewRouter(m.logger)
+	next := "replies"
+	if m.settings.gather != nil {
+		next = "gather"
+	}
+	regs := []error{
+		r.Inbound("gateway", gw, "dispatch"),
+		r.Outbound("dispatch", disp, next, 0),
+		r.Outbound("replies", &parts.Replies{Handle: handle, Logger: m.logger}, "", 0),
+	}
+	if m.settings.gather != nil {
+		regs = append(regs, r.Outbound("gather", &parts.Gather{Fn: m.settings.gather, Logger: m.logger}, "replies", 0))
+	}
+	if err := errors.Join(regs...); err != nil {
+		lis.Close()
+		return err
+	}
+	srv := server.New(m.cfg, m.logger)
+	palmv1.RegisterGatewayServiceServer(srv.GRPC, gw)
+	palmv1.RegisterDispatchServiceServer(srv.GRPC, disp)
+	palmv1.RegisterCacheServiceServer(srv.GRPC, kv.NewService(m.store, kv.WithMaxValueSize(m.cfg.MaxMessageSize), kv.WithLogger(m.logger)))
+	palmv1.RegisterPublisherServiceServer(srv.GRPC, noSubscriptions{name: m.name})
+	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.DispatchService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName)
+	drain := func(ctx context.Context) error {
+		err := gw.Drain(ctx)
+		return errors.Join(err, disp.Drain(ctx))
+	}
+	return srv.ServeWith(ctx, lis, r, drain)
+}

@@ -1,0 +1,262 @@
+package master_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/client"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/palmtest"
+	"github.com/gopalm/palm/master"
+)
+
+// rawWorker speaks DispatchService by hand, as a worker in another
+// language would. It answers each task with "<name> processed <payload>".
+// A task whose payload is "poison" makes it die: its stream is cut with the
+// task unfinished.
+type rawWorker struct {
+	name   string
+	credit uint32
+	mu     sync.Mutex
+	count  int
+}
+
+func (w *rawWorker) tasks() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.count
+}
+
+// run works until ctx ends or it takes poison; it reports whether it died.
+func (w *rawWorker) run(ctx context.Context, l *palmtest.Listener, t *testing.T) (died bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cc := l.Conn(t)
+	stream, err := palmv1.NewDispatchServiceClient(cc).Work(ctx)
+	if err != nil {
+		return false
+	}
+	if stream.Send(&palmv1.WorkRequest{Hello: &palmv1.Hello{Name: w.name}, Credit: w.credit}) != nil {
+		return false
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return false
+		}
+		if resp.Drain {
+			stream.CloseSend()
+			for {
+				if _, err := stream.Recv(); err != nil {
+					return false
+				}
+			}
+		}
+		req := &palmv1.WorkRequest{}
+		for _, task := range resp.Tasks {
+			if string(task.Message.Payload) == "poison" {
+				return true
+			}
+			w.mu.Lock()
+			w.count++
+			w.mu.Unlock()
+			out := palm.ChangePayload(task.Message, []byte(w.name+" processed "+string(task.Message.Payload)))
+			out.Client = "someone-else" // the master must not let a worker redirect a reply
+			req.Results = append(req.Results, &palmv1.TaskResult{TaskId: task.Id, Message: out})
+			req.Done = append(req.Done, &palmv1.TaskDone{TaskId: task.Id})
+			req.Credit++
+		}
+		if stream.Send(req) != nil {
+			return false
+		}
+	}
+}
+
+func startMaster(t *testing.T, opts ...palm.Option) (*master.Master, *palmtest.Listener) {
+	t.Helper()
+	m, err := master.New("server", append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, palmtest.Serve(t, m)
+}
+
+func newClient(t *testing.T, l *palmtest.Listener) *client.Client {
+	t.Helper()
+	c, err := client.New("server", palmtest.Target, l.Option())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func startWorkers(t *testing.T, l *palmtest.Listener, workers ...*rawWorker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() { w.run(ctx, l, t) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+func waitWorkers(t *testing.T, m *master.Master, n int) {
+	t.Helper()
+	palmtest.Eventually(t, 10*time.Second, fmt.Sprintf("%d workers connected", n), func() bool { return m.Workers() == n })
+}
+
+func job(t *testing.T, c *client.Client, payloads iter.Seq[[]byte], opts ...client.JobOption) (replies []string, errs []error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for r, err := range c.Job(ctx, "server.foo", payloads, opts...) {
+		if err != nil {
+			var me *client.MessageError
+			if !errors.As(err, &me) {
+				t.Fatalf("job failed: %v", err)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		replies = append(replies, string(r))
+	}
+	return replies, errs
+}
+
+func TestParallel(t *testing.T) {
+	m, l := startMaster(t)
+	w1, w2 := &rawWorker{name: "worker1", credit: 4}, &rawWorker{name: "worker2", credit: 4}
+	startWorkers(t, l, w1, w2)
+	waitWorkers(t, m, 2)
+	replies, errs := job(t, newClient(t, l), client.Repeat([]byte("a message"), 1000))
+	if len(replies) != 1000 || len(errs) != 0 {
+		t.Fatalf("%d replies, %d errors", len(replies), len(errs))
+	}
+	by := map[string]int{}
+	for _, r := range replies {
+		name, _, _ := strings.Cut(r, " ")
+		by[name]++
+	}
+	if by["worker1"] < 400 || by["worker2"] < 400 {
+		t.Fatalf("uneven share between equal workers: %v", by)
+	}
+}
+
+func TestScatterGather(t *testing.T) {
+	count := 0
+	m, l := startMaster(t,
+		master.Scatter(func(msg *palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage] {
+			return func(yield func(*palmv1.PalmMessage) bool) {
+				for range 3 {
+					if !yield(msg) {
+						return
+					}
+				}
+			}
+		}),
+		master.Gather(func(msg *palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage] {
+			return func(yield func(*palmv1.PalmMessage) bool) {
+				count++
+				if count == 30 {
+					yield(palm.ChangePayload(msg, []byte("final message")))
+					return
+				}
+				yield(msg)
+			}
+		}))
+	startWorkers(t, l, &rawWorker{name: "w", credit: 1})
+	waitWorkers(t, m, 1)
+	replies, _ := job(t, newClient(t, l), client.Repeat([]byte("a message"), 10))
+	if len(replies) != 30 || replies[29] != "final message" {
+		t.Fatalf("%d replies, last %q", len(replies), replies[len(replies)-1])
+	}
+}
+
+// A worker that dies holding tasks: another worker finishes them and every
+// message gets exactly one reply.
+func TestWorkerDiesMidJob(t *testing.T) {
+	m, l := startMaster(t)
+	good := &rawWorker{name: "good", credit: 2}
+	startWorkers(t, l, good)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	doomed := &rawWorker{name: "doomed", credit: 8}
+	died := make(chan bool, 1)
+	go func() { died <- doomed.run(ctx, l, t) }()
+	waitWorkers(t, m, 2)
+	payloads := func(yield func([]byte) bool) {
+		for i := range 200 {
+			p := fmt.Sprint(i)
+			if i == 50 {
+				p = "poison"
+			}
+			if !yield([]byte(p)) {
+				return
+			}
+		}
+	}
+	// The poison kills each worker that takes it; with one good worker
+	// left, it fails after three attempts (the good worker dies too, so
+	// restart it each time).
+	go func() {
+		for i := 0; i < 3; i++ {
+			if d := good.run(ctx, l, t); !d {
+				return
+			}
+		}
+	}()
+	replies, errs := job(t, newClient(t, l), payloads)
+	if len(replies) != 199 || len(errs) != 1 || status.Code(errs[0]) != codes.Aborted {
+		t.Fatalf("%d replies, errors %v", len(replies), errs)
+	}
+	seen := map[string]bool{}
+	for _, r := range replies {
+		_, p, _ := strings.Cut(r, " processed ")
+		if seen[p] {
+			t.Fatalf("two replies for %q", p)
+		}
+		seen[p] = true
+	}
+	cancel()
+	<-died
+}
+
+// With no worker, messages wait; an Eval whose deadline passes first gets
+// DeadlineExceeded, and a worker that joins later takes what waits at once.
+func TestNoWorkerYet(t *testing.T) {
+	m, l := startMaster(t)
+	c := newClient(t, l)
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Eval(short, "server.foo", []byte("x")); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("eval with no worker: %v", err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, err := c.Eval(ctx, "server.foo", []byte("late"))
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(r)
+	}()
+	startWorkers(t, l, &rawWorker{name: "joiner", credit: 1})
+	waitWorkers(t, m, 1)
+	if r := <-got; r != "joiner processed late" {
+		t.Fatalf("eval: %q", r)
+	}
+}
