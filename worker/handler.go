@@ -1,0 +1,186 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gopalm/palm"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/route"
+)
+
+// MuxHandler is a function that produces any number of results for one
+// task, the original's MuxWorker (whose function was a generator).
+//
+// HandleMux is called with the task's message and returns a sequence of
+// (payload, error) pairs, which the worker ranges over: each non-nil
+// payload is sent to the master as one result of the task, as soon as it
+// is yielded (a nil payload is skipped, as palm.Handler's nil means "no
+// reply"); the first non-nil error ends the task, after the results already
+// yielded, with that error (its gRPC code, or Unknown); the end of the
+// sequence ends the task successfully, with as many results as were
+// yielded, possibly none. A panic, in HandleMux or in the sequence, is
+// logged with its stack and ends the task with Internal.
+//
+// The worker sends results while the sequence runs, through a bounded
+// queue: a sequence that yields faster than the stream carries results
+// waits in yield. When the task's stream breaks, ctx is cancelled and yield
+// returns false; the sequence must then stop.
+//
+// msg must not be modified, nor kept after the sequence ends. HandleMux may
+// be called from several goroutines at once.
+type MuxHandler interface {
+	HandleMux(ctx context.Context, msg *palmv1.PalmMessage) iter.Seq2[[]byte, error]
+}
+
+// MuxHandlerFunc adapts a function of the payload alone to a MuxHandler.
+type MuxHandlerFunc func(ctx context.Context, payload []byte) iter.Seq2[[]byte, error]
+
+// HandleMux calls f with the message's payload.
+func (f MuxHandlerFunc) HandleMux(ctx context.Context, msg *palmv1.PalmMessage) iter.Seq2[[]byte, error] {
+	return f(ctx, msg.GetPayload())
+}
+
+// maxErrorLen bounds the message of a task's error, in bytes.
+const maxErrorLen = 16 << 10
+
+// runTask runs one task in its own goroutine and emits its results and its
+// done. ctx is the session's: cancelled when the stream breaks.
+func (s *session) runTask(ctx context.Context, t *palmv1.Task) {
+	defer s.tasks.Done()
+	id, msg := t.GetId(), t.GetMessage()
+	start := time.Now()
+	var (
+		step    route.Step
+		err     error
+		results int
+		last    *palmv1.TaskResult // a plain handler's result, sent with the done
+	)
+	if msg == nil {
+		err = status.Errorf(codes.InvalidArgument, "task %d carries no message", id)
+	} else {
+		step, err = route.Current(msg)
+	}
+	s.log.Trace("task started", "task", id, "function", msg.GetFunction(), "stage", msg.GetStage())
+	if err == nil {
+		e, ok := s.w.lookup(step.Function)
+		switch {
+		case !ok:
+			err = status.Errorf(codes.NotFound, "worker %q has no function %q", s.w.name, step.Function)
+		case e.mux != nil:
+			results, err = s.callMux(ctx, e.mux, id, msg, step)
+		default:
+			last, err = s.callOne(ctx, e.one, id, msg, step)
+			if last != nil {
+				results = 1
+			}
+		}
+	}
+	done := &palmv1.TaskDone{TaskId: id}
+	if err != nil {
+		done.Error = errorOf(err, step)
+	}
+	if s.emit(ctx, output{result: last, size: proto.Size(last), done: done}) {
+		s.log.Debug("task done", "task", id, "function", step.String(), "results", results,
+			"error", done.GetError().GetMessage(), "took", time.Since(start))
+	}
+}
+
+// callOne calls a palm.Handler, turning a panic into Internal.
+func (s *session) callOne(ctx context.Context, h palm.Handler, id uint64, msg *palmv1.PalmMessage, step route.Step) (res *palmv1.TaskResult, err error) {
+	defer s.recoverPanic(step, id, &err)
+	payload, err := h.Handle(ctx, msg)
+	if err != nil {
+		s.log.Error("user function gave an error", "function", step.String(), "task", id, "error", fmt.Sprintf("%+v", err))
+		return nil, err
+	}
+	if payload == nil {
+		return nil, nil
+	}
+	if err := s.checkSize(payload); err != nil {
+		return nil, err
+	}
+	return &palmv1.TaskResult{TaskId: id, Message: derive(msg, payload)}, nil
+}
+
+// callMux ranges over a MuxHandler's results, emitting each, and turns a
+// panic into Internal.
+func (s *session) callMux(ctx context.Context, h MuxHandler, id uint64, msg *palmv1.PalmMessage, step route.Step) (n int, err error) {
+	defer s.recoverPanic(step, id, &err)
+	for payload, ferr := range h.HandleMux(ctx, msg) {
+		if ferr != nil {
+			s.log.Error("user function gave an error", "function", step.String(), "task", id, "error", fmt.Sprintf("%+v", ferr))
+			return n, ferr
+		}
+		if payload == nil {
+			continue
+		}
+		if err := s.checkSize(payload); err != nil {
+			return n, err
+		}
+		r := &palmv1.TaskResult{TaskId: id, Message: derive(msg, payload)}
+		if !s.emit(ctx, output{result: r, size: proto.Size(r)}) {
+			return n, context.Cause(ctx) // the stream is gone; nothing more is sent
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (s *session) recoverPanic(step route.Step, id uint64, err *error) {
+	if r := recover(); r != nil {
+		s.log.Error("user function panicked", "function", step.String(), "task", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "function panicked: %v", r)
+	}
+}
+
+// checkSize refuses a result payload over the message size limit, which
+// would otherwise break the stream when sent.
+func (s *session) checkSize(payload []byte) error {
+	if max := s.w.cfg.MaxMessageSize; len(payload) > max {
+		return status.Errorf(codes.ResourceExhausted,
+			"the function's result is %d bytes; the limit is %d bytes (palm.WithMaxMessageSize)", len(payload), max)
+	}
+	return nil
+}
+
+// errorOf is the Error a failed task reports: the error's gRPC code
+// (Unknown when it has none) and its message, made valid UTF-8 (or the
+// stream could not carry it) and cut to maxErrorLen bytes.
+func errorOf(err error, step route.Step) *palmv1.Error {
+	e := route.ErrorOf(err, step)
+	if e.Code == uint32(codes.OK) {
+		e.Code = uint32(codes.Unknown) // an error is never a success
+	}
+	if step == (route.Step{}) {
+		e.Function = ""
+	}
+	msg := strings.ToValidUTF8(e.GetMessage(), "\uFFFD")
+	if len(msg) > maxErrorLen {
+		msg = strings.ToValidUTF8(msg[:maxErrorLen], "") + "…"
+	}
+	e.Message = msg
+	return e
+}
+
+// derive returns a new message carrying m's routing fields and payload: a
+// result goes on from where its task was.
+func derive(m *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage {
+	return &palmv1.PalmMessage{
+		Pipeline: m.GetPipeline(),
+		Client:   m.GetClient(),
+		Stage:    m.GetStage(),
+		Function: m.GetFunction(),
+		Cache:    m.GetCache(),
+		Payload:  payload,
+		Sequence: m.GetSequence(),
+	}
+}

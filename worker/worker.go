@@ -1,0 +1,339 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/gopalm/palm"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/config"
+)
+
+// Default reconnection backoff bounds; see Backoff.
+const (
+	DefaultBackoffMin = 100 * time.Millisecond
+	DefaultBackoffMax = 5 * time.Second
+)
+
+// settings are the options only a Worker takes.
+type settings struct {
+	credit     int
+	messages   int
+	backoffMin time.Duration
+	backoffMax time.Duration
+}
+
+// Credit sets how many tasks a Worker holds at once: the credit it grants
+// its master, and also the most handler calls it runs at the same time. A
+// task is held from the moment the master sends it until the worker has
+// reported it done. n must be at least 1. Default: twice GOMAXPROCS at the
+// time New is called, so that CPU-bound handlers keep every processor busy
+// while the next tasks are already on their way.
+func Credit(n int) palm.Option {
+	return config.Role("worker.Credit", func(s *settings) { s.credit = n })
+}
+
+// Messages makes a Worker stop after it has completed n tasks, like the
+// original worker's messages argument: it takes no more than n tasks in
+// all, finishes them, reports them, and Run returns nil. Tasks abandoned
+// because a stream broke do not count. n must not be negative. Default: 0,
+// no limit.
+func Messages(n int) palm.Option {
+	return config.Role("worker.Messages", func(s *settings) { s.messages = n })
+}
+
+// Backoff sets how long a Worker waits before it connects to its master
+// again after a failed attempt or an ended stream: the first wait is about
+// min, each failure in a row doubles it up to max, and a session that the
+// master welcomed starts the count again. Each wait is picked at random
+// between half the delay and the delay, so that workers cut off together do
+// not come back together. The same bounds govern gRPC's own reconnection
+// of the underlying connection. 0 < min <= max. Default: 100 ms to 5 s
+// (DefaultBackoffMin, DefaultBackoffMax).
+func Backoff(min, max time.Duration) palm.Option {
+	return config.Role("worker.Backoff", func(s *settings) { s.backoffMin, s.backoffMax = min, max })
+}
+
+// Worker is the worker of a palm master, the original's Worker and
+// MuxWorker in one: it connects to the master, takes tasks by credit, calls
+// the function each task names and sends back its results.
+//
+// Register functions with Handle, HandleFunc, HandleMux or HandleMuxFunc,
+// then call Run once. Registering is safe at any time, also while running
+// (a function registered while connected is served at once, and announced
+// to the master when the worker next connects). Every method is safe for
+// concurrent use by multiple goroutines; handlers are called from several
+// goroutines at once (up to Credit).
+type Worker struct {
+	name    string
+	address string
+	cfg     *config.Config
+	set     settings
+	logger  hclog.Logger
+
+	mu       sync.Mutex // serializes registration
+	handlers atomic.Pointer[map[string]entry]
+	started  atomic.Bool
+	cache    atomic.Pointer[cacheClient] // set while Run runs
+}
+
+// cacheClient holds the master's CacheService client while Run runs.
+type cacheClient struct{ palmv1.CacheServiceClient }
+
+// entry is a registered function: exactly one of one and mux is set.
+type entry struct {
+	one palm.Handler
+	mux MuxHandler
+}
+
+// New returns a Worker named name for the master whose DispatchService
+// listens at address (a gRPC target such as "127.0.0.1:5556" or
+// "dns:///master:5556"). New does no I/O: Run connects.
+//
+// The name is used in logs (the worker logs as a sub-logger of that name)
+// and sent to the master; it must be non-empty valid UTF-8 and need not be
+// unique. Options: Credit, Messages and Backoff; palm.WithTLS to dial with
+// TLS (default: plaintext); palm.WithDialOptions, applied after palm's own;
+// palm.WithMaxMessageSize, the largest result payload or cache value sent
+// and the largest task accepted (default 4 MiB); palm.WithStopTimeout, the
+// bound of a graceful stop (default 10 s); palm.WithLogger and
+// palm.WithLogLevel. New returns an error naming the problem for an invalid
+// argument or option, including an option meant for another kind of
+// component.
+func New(name, address string, opts ...palm.Option) (*Worker, error) {
+	switch {
+	case name == "":
+		return nil, errors.New("worker: the name is empty")
+	case !utf8.ValidString(name):
+		return nil, fmt.Errorf("worker: the name %q is not valid UTF-8", name)
+	case address == "":
+		return nil, errors.New("worker: the master's address is empty")
+	}
+	cfg := config.New(opts)
+	s := settings{
+		credit:     2 * runtime.GOMAXPROCS(0),
+		backoffMin: DefaultBackoffMin,
+		backoffMax: DefaultBackoffMax,
+	}
+	if err := config.ApplyRole(cfg, "worker", &s); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	switch {
+	case s.credit < 1 || s.credit > math.MaxInt32:
+		return nil, fmt.Errorf("worker: Credit(%d): the credit must be between 1 and %d", s.credit, math.MaxInt32)
+	case s.messages < 0:
+		return nil, fmt.Errorf("worker: Messages(%d): the number of messages must not be negative", s.messages)
+	case s.backoffMin <= 0 || s.backoffMax < s.backoffMin:
+		return nil, fmt.Errorf("worker: Backoff(%v, %v): need 0 < min <= max", s.backoffMin, s.backoffMax)
+	}
+	w := &Worker{name: name, address: address, cfg: cfg, set: s, logger: cfg.NamedLogger(name)}
+	w.handlers.Store(&map[string]entry{})
+	return w, nil
+}
+
+// Name is the worker's name.
+func (w *Worker) Name() string { return w.name }
+
+// Logger is the worker's logger, named after the worker, for use in
+// functions (the original's self.logger).
+func (w *Worker) Logger() hclog.Logger { return w.logger }
+
+// Handle registers h as the function named function: tasks whose current
+// step is `server.function` (whatever the server) call it, and a non-nil
+// payload it returns is sent back as the task's one result. It panics if
+// the name is empty, is not UTF-8 or holds a dot or white space, if h is
+// nil, or if the name is taken, as net/http's ServeMux does for such
+// programming errors.
+func (w *Worker) Handle(function string, h palm.Handler) {
+	if h == nil {
+		panic(fmt.Sprintf("worker: nil handler for function %q", function))
+	}
+	w.register(function, entry{one: h})
+}
+
+// HandleFunc registers f as the function named function; see Handle.
+func (w *Worker) HandleFunc(function string, f func(ctx context.Context, payload []byte) ([]byte, error)) {
+	if f == nil {
+		panic(fmt.Sprintf("worker: nil handler for function %q", function))
+	}
+	w.Handle(function, palm.HandlerFunc(f))
+}
+
+// HandleMux registers h as the function named function, one that produces
+// any number of results per task (the original's MuxWorker); see
+// MuxHandler. It panics on the same programming errors as Handle.
+func (w *Worker) HandleMux(function string, h MuxHandler) {
+	if h == nil {
+		panic(fmt.Sprintf("worker: nil handler for function %q", function))
+	}
+	w.register(function, entry{mux: h})
+}
+
+// HandleMuxFunc registers f as the function named function; see HandleMux.
+func (w *Worker) HandleMuxFunc(function string, f func(ctx context.Context, payload []byte) iter.Seq2[[]byte, error]) {
+	if f == nil {
+		panic(fmt.Sprintf("worker: nil handler for function %q", function))
+	}
+	w.HandleMux(function, MuxHandlerFunc(f))
+}
+
+func (w *Worker) register(function string, e entry) {
+	if function == "" || !utf8.ValidString(function) || strings.ContainsAny(function, ". \t\n\r\v\f") {
+		panic(fmt.Sprintf("worker: invalid function name %q: it must be non-empty UTF-8, with no dots or white space", function))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := *w.handlers.Load()
+	if _, ok := old[function]; ok {
+		panic(fmt.Sprintf("worker: function %q registered twice", function))
+	}
+	m := maps.Clone(old)
+	m[function] = e
+	w.handlers.Store(&m)
+}
+
+func (w *Worker) lookup(function string) (entry, bool) {
+	e, ok := (*w.handlers.Load())[function]
+	return e, ok
+}
+
+// functions returns the names of the registered functions, sorted.
+func (w *Worker) functions() []string {
+	return slices.Sorted(maps.Keys(*w.handlers.Load()))
+}
+
+// Run connects to the master and works until ctx ends, or until the worker
+// has completed as many tasks as Messages allows; then it returns nil.
+//
+// It opens DispatchService.Work, says hello with the registered functions
+// and its credit, and runs every task it is sent, at most Credit at once,
+// each in a goroutine of its own, reporting results and completion as the
+// protocol in dispatch.proto says. A task's function is the step at the
+// message's stage; its server part is not checked. A function the worker
+// does not have ends the task with NotFound; a function that returns an
+// error ends it with that error's gRPC code (Unknown for an error that
+// carries none); a panic is logged with its stack and ends the task with
+// Internal; the worker keeps going in every case.
+//
+// A handler's context carries the values of ctx but is not cancelled with
+// it: it is cancelled when the stream its task came on breaks, or when a
+// graceful stop runs out of time.
+//
+// When the stream breaks or the master cannot be reached, Run connects
+// again after a backoff (see Backoff), for as long as ctx lasts; the tasks
+// held on the broken stream are abandoned (their handlers' contexts are
+// cancelled and their results are never sent: the master gives those tasks
+// to other workers), and Run waits for their handlers to return, at most the
+// stop timeout, before it connects again.
+//
+// When the master drains the stream (it is shutting down), the worker
+// finishes and reports the tasks it holds, half-closes, and connects again
+// after a backoff: the master may come back, or another may answer at the
+// same address. A worker's life is bounded by its ctx and Messages, never
+// by one master's.
+//
+// When ctx ends, Run stops gracefully: it grants no more credit, finishes
+// the tasks it holds (and any the master sends against credit already
+// granted), sends their results, half-closes the stream and waits for the
+// master to end it. The whole stop is bounded by the stop timeout
+// (palm.WithStopTimeout, default 10 s); past it, handlers' contexts are
+// cancelled and the stream is cut, and Run waits at most the stop timeout
+// again for handlers that ignore their context. Stopping after Messages
+// tasks goes the same way.
+//
+// Run returns an error, without connecting, when no function is
+// registered, when it was called before, or when the address cannot be
+// parsed as a gRPC target. It may be called once.
+func (w *Worker) Run(ctx context.Context) error {
+	if len(*w.handlers.Load()) == 0 {
+		return fmt.Errorf("worker %s: no function registered; register functions with Handle or HandleMux before Run", w.name)
+	}
+	if !w.started.CompareAndSwap(false, true) {
+		return fmt.Errorf("worker %s: Run called twice", w.name)
+	}
+	conn, err := grpc.NewClient(w.address, w.dialOptions()...)
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", w.name, err)
+	}
+	defer conn.Close()
+	w.cache.Store(&cacheClient{palmv1.NewCacheServiceClient(conn)})
+	defer w.cache.Store(nil)
+
+	dispatch := palmv1.NewDispatchServiceClient(conn)
+	led := newLedger(w.set.credit, w.set.messages)
+	delay := w.set.backoffMin
+	failures := 0
+	w.logger.Info("connecting to the master", "address", w.address, "credit", w.set.credit)
+	for {
+		welcomed, err := w.session(ctx, dispatch, led)
+		if ctx.Err() != nil || led.exhausted() {
+			w.logger.Info("stopped", "completed", led.completed)
+			return nil
+		}
+		if welcomed {
+			delay, failures = w.set.backoffMin, 0
+		}
+		wait := delay/2 + rand.N(delay/2+1)
+		if !welcomed {
+			failures++
+			level := hclog.Debug
+			if failures == 1 {
+				level = hclog.Warn
+			}
+			w.logger.Log(level, "cannot reach the master; trying again", "address", w.address, "error", err, "retry_in", wait, "attempts", failures)
+			delay = min(2*delay, w.set.backoffMax)
+		} else {
+			w.logger.Debug("connecting again", "address", w.address, "retry_in", wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.logger.Info("stopped", "completed", led.completed)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// dialOptions are the worker's gRPC dial options: palm's, then the user's.
+func (w *Worker) dialOptions() []grpc.DialOption {
+	creds := insecure.NewCredentials()
+	if w.cfg.TLS != nil {
+		creds = credentials.NewTLS(w.cfg.TLS)
+	}
+	limit := w.cfg.MaxMessageSize + config.Slack
+	return append([]grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit)),
+		// The worker's Backoff also paces gRPC's reconnection of the
+		// connection underneath, so that a master that comes back is
+		// found within the worker's bound rather than gRPC's (120 s).
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: w.set.backoffMin, Multiplier: 2, Jitter: 0.2, MaxDelay: w.set.backoffMax},
+			MinConnectTimeout: 20 * time.Second,
+		}),
+		// Detect a master that vanished without closing the connection.
+		// palm servers accept pings every 5 s or more.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}, w.cfg.DialOptions...)
+}
