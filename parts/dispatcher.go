@@ -299,7 +299,7 @@ func result(task, r *palmv1.PalmMessage) *palmv1.PalmMessage {
 	r.Sequence = task.GetSequence()
 	r.Error = nil
 	if r.Function == "" {
-		r.Function, r.Stage = task.GetFunction(), task.GetStage()
+		r.Function, r.Stage, r.Cache = task.GetFunction(), task.GetStage(), task.GetCache()
 	}
 	return r
 }

@@ -108,7 +108,7 @@ func (s *session) callOne(ctx context.Context, h palm.Handler, id uint64, msg *p
 	if err := s.checkSize(payload); err != nil {
 		return nil, err
 	}
-	return &palmv1.TaskResult{TaskId: id, Message: derive(msg, payload)}, nil
+	return &palmv1.TaskResult{TaskId: id, Message: &palmv1.PalmMessage{Payload: payload}}, nil
 }
 
 // callMux ranges over a MuxHandler's results, emitting each, and turns a
@@ -126,7 +126,7 @@ func (s *session) callMux(ctx context.Context, h MuxHandler, id uint64, msg *pal
 		if err := s.checkSize(payload); err != nil {
 			return n, err
 		}
-		r := &palmv1.TaskResult{TaskId: id, Message: derive(msg, payload)}
+		r := &palmv1.TaskResult{TaskId: id, Message: &palmv1.PalmMessage{Payload: payload}}
 		if !s.emit(ctx, output{result: r, size: proto.Size(r)}) {
 			return n, context.Cause(ctx) // the stream is gone; nothing more is sent
 		}
@@ -169,18 +169,4 @@ func errorOf(err error, step route.Step) *palmv1.Error {
 	}
 	e.Message = msg
 	return e
-}
-
-// derive returns a new message carrying m's routing fields and payload: a
-// result goes on from where its task was.
-func derive(m *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage {
-	return &palmv1.PalmMessage{
-		Pipeline: m.GetPipeline(),
-		Client:   m.GetClient(),
-		Stage:    m.GetStage(),
-		Function: m.GetFunction(),
-		Cache:    m.GetCache(),
-		Payload:  payload,
-		Sequence: m.GetSequence(),
-	}
 }

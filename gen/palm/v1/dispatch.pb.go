@@ -321,7 +321,11 @@ type TaskResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The task that produced it.
 	TaskId uint64 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	// The result. Workers usually copy the task's message and replace the payload.
+	// The result. Only `payload` is needed: the master takes the routing
+	// fields from the task (`pipeline`, `client` and `sequence` always; and
+	// `function`, `stage` and `cache` when `function` is left empty), so a
+	// worker can neither lose a reply nor send it to another client. Sending
+	// just the payload also saves encoding the task's fields again.
 	Message       *PalmMessage `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
