@@ -69,7 +69,9 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task) {
 	} else {
 		step, err = route.Current(msg)
 	}
-	s.log.Trace("task started", "task", id, "function", msg.GetFunction(), "stage", msg.GetStage())
+	if s.log.IsTrace() { // spare the hot path the arguments' allocations
+		s.log.Trace("task started", "task", id, "function", msg.GetFunction(), "stage", msg.GetStage())
+	}
 	if err == nil {
 		e, ok := s.w.lookup(step.Function)
 		switch {
@@ -88,7 +90,7 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task) {
 	if err != nil {
 		done.Error = errorOf(err, step)
 	}
-	if s.emit(ctx, output{result: last, size: proto.Size(last), done: done}) {
+	if s.emit(ctx, output{result: last, size: proto.Size(last), done: done}) && s.log.IsDebug() {
 		s.log.Debug("task done", "task", id, "function", step.String(), "results", results,
 			"error", done.GetError().GetMessage(), "took", time.Since(start))
 	}
