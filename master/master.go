@@ -23,6 +23,11 @@ import (
 // tasks; the workers' results go back to the client that sent each message.
 // Create it with New and call Serve (or ListenAndServe) once. Its methods
 // are safe for concurrent use.
+//
+// A master's functions are whatever its workers serve, so it accepts any
+// well-formed `server.function` step naming it: a message for a function no
+// connected worker serves waits in the queue for one that does, or until
+// its client's deadline.
 type Master struct {
 	name     string
 	cfg      *config.Config
