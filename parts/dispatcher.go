@@ -2,6 +2,7 @@ package parts
 
 import (
 	"context"
+	"errors"
 	"io"
 	"iter"
 	"sync"
@@ -353,6 +354,15 @@ func (d *Dispatcher) post(ctx context.Context, ev event) error {
 
 var errStopping = status.Error(codes.Unavailable, "the master is shutting down")
 
+// postStatus is the status for a failed post: the master stopping, or the
+// stream's context ending.
+func postStatus(err error) error {
+	if errors.Is(err, errStopping) {
+		return errStopping
+	}
+	return status.FromContextError(err).Err()
+}
+
 // Work implements palm.v1.DispatchService/Work.
 func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 	ctx := stream.Context()
@@ -389,14 +399,14 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 		return err
 	}
 	if err := d.post(ctx, event{kind: joined, w: w}); err != nil {
-		return status.FromContextError(err).Err()
+		return postStatus(err)
 	}
 	// Whatever happens next, Run hears that the worker left, so that its
 	// tasks go to other workers.
 	defer d.post(context.Background(), event{kind: left, w: w})
 	first.Hello = nil
 	if err := d.post(ctx, event{kind: request, w: w, req: first}); err != nil {
-		return status.FromContextError(err).Err()
+		return postStatus(err)
 	}
 	recvDone := make(chan error, 1)
 	go func() {
