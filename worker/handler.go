@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
@@ -90,7 +89,7 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task) {
 	if err != nil {
 		done.Error = errorOf(err, step)
 	}
-	if s.emit(ctx, output{result: last, size: proto.Size(last), done: done}) && s.log.IsDebug() {
+	if s.emit(ctx, output{result: last, size: resultSize(last), done: done}) && s.log.IsDebug() {
 		s.log.Debug("task done", "task", id, "function", step.String(), "results", results,
 			"error", done.GetError().GetMessage(), "took", time.Since(start))
 	}
@@ -129,7 +128,7 @@ func (s *session) callMux(ctx context.Context, h MuxHandler, id uint64, msg *pal
 			return n, err
 		}
 		r := &palmv1.TaskResult{TaskId: id, Message: &palmv1.PalmMessage{Payload: payload}}
-		if !s.emit(ctx, output{result: r, size: proto.Size(r)}) {
+		if !s.emit(ctx, output{result: r, size: resultSize(r)}) {
 			return n, context.Cause(ctx) // the stream is gone; nothing more is sent
 		}
 		n++
@@ -171,4 +170,14 @@ func errorOf(err error, step route.Step) *palmv1.Error {
 	}
 	e.Message = msg
 	return e
+}
+
+// resultSize bounds the encoded size of a result that carries only a
+// payload (as every result of this package does) without encoding it: the
+// task id and the field headers take at most 24 bytes besides the payload.
+func resultSize(r *palmv1.TaskResult) int {
+	if r == nil {
+		return 0
+	}
+	return len(r.GetMessage().GetPayload()) + 24
 }
