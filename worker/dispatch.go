@@ -309,11 +309,26 @@ func (s *session) run(ctx, sctx context.Context) (welcomed bool, err error) {
 				carry = nil
 			}
 		case o := <-outc:
-			if !out.fits(o) {
-				carry = &o
-				continue
+			// Take what else is ready here, sparing the full select
+			// above a round per output.
+			for {
+				if !out.fits(o) {
+					carry = &o
+					break
+				}
+				add(o)
+				if out.full() {
+					break
+				}
+				var more bool
+				select {
+				case o, more = <-s.outc:
+				default:
+				}
+				if !more {
+					break
+				}
 			}
-			add(o)
 		case resp := <-s.recvc:
 			if resp.GetWelcome() != nil && !welcomed {
 				welcomed = true
