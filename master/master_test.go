@@ -260,3 +260,74 @@ func TestNoWorkerYet(t *testing.T) {
 		t.Fatalf("eval: %q", r)
 	}
 }
+
+// A worker that comes back after its tasks were given to another, and sends
+// results for them anyway, is ignored: the client gets one reply per message.
+func TestLateDuplicateDropped(t *testing.T) {
+	m, l := startMaster(t)
+	c := newClient(t, l)
+	replies := make(chan []string, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var r []string
+		for reply, err := range c.Job(ctx, "server.foo", client.Repeat([]byte("x"), 1)) {
+			if err != nil {
+				r = append(r, "error: "+err.Error())
+				continue
+			}
+			r = append(r, string(reply))
+		}
+		replies <- r
+	}()
+	open := func(ctx context.Context, name string, credit uint32) palmv1.DispatchService_WorkClient {
+		s, err := palmv1.NewDispatchServiceClient(l.Conn(t)).Work(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&palmv1.WorkRequest{Hello: &palmv1.Hello{Name: name}, Credit: credit}); err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := s.Recv(); err != nil || resp.Welcome == nil {
+			t.Fatalf("welcome: %v %v", resp, err)
+		}
+		return s
+	}
+	nextTask := func(s palmv1.DispatchService_WorkClient) *palmv1.Task {
+		resp, err := s.Recv()
+		if err != nil || len(resp.Tasks) != 1 {
+			t.Fatalf("task: %v %v", resp, err)
+		}
+		return resp.Tasks[0]
+	}
+	ctxA, dieA := context.WithCancel(context.Background())
+	a := open(ctxA, "a", 1)
+	task := nextTask(a)
+	dieA() // a dies holding the task
+	palmtest.Eventually(t, 10*time.Second, "a has left", func() bool { return m.Workers() == 0 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b := open(ctx, "b", 1)
+	if again := nextTask(b); again.Id != task.Id {
+		t.Fatalf("redelivered task %d, want %d", again.Id, task.Id)
+	}
+	back := open(ctx, "a", 0) // a comes back and reports the old task
+	stale := &palmv1.WorkRequest{
+		Results: []*palmv1.TaskResult{{TaskId: task.Id, Message: &palmv1.PalmMessage{Payload: []byte("stale from a")}}},
+		Done:    []*palmv1.TaskDone{{TaskId: task.Id}},
+	}
+	if err := back.Send(stale); err != nil {
+		t.Fatal(err)
+	}
+	fresh := &palmv1.WorkRequest{
+		Results: []*palmv1.TaskResult{{TaskId: task.Id, Message: &palmv1.PalmMessage{Payload: []byte("from b")}}},
+		Done:    []*palmv1.TaskDone{{TaskId: task.Id}},
+	}
+	if err := b.Send(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-replies; len(r) != 1 || r[0] != "from b" {
+		t.Fatalf("replies %q; want only b's", r)
+	}
+}
