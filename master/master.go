@@ -235,7 +235,7 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 	palmv1.RegisterGatewayServiceServer(srv.GRPC, gw)
 	palmv1.RegisterDispatchServiceServer(srv.GRPC, disp)
 	palmv1.RegisterCacheServiceServer(srv.GRPC, kv.NewService(m.store, kv.WithMaxValueSize(m.cfg.MaxMessageSize), kv.WithLogger(m.logger)))
-	palmv1.RegisterPublisherServiceServer(srv.GRPC, noSubscriptions{name: m.name})
+	palmv1.RegisterPublisherServiceServer(srv.GRPC, parts.Unpublished{Component: "master " + m.name})
 	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.DispatchService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName)
 	drain := func(ctx context.Context) error {
 		err := gw.Drain(ctx)

@@ -28,6 +28,7 @@ import (
 type rawWorker struct {
 	name   string
 	credit uint32
+	delay  time.Duration // the time each task takes
 	mu     sync.Mutex
 	count  int
 }
@@ -71,6 +72,9 @@ func (w *rawWorker) run(ctx context.Context, l *palmtest.Listener, t *testing.T)
 			w.mu.Lock()
 			w.count++
 			w.mu.Unlock()
+			if w.delay > 0 {
+				time.Sleep(w.delay) // the work itself
+			}
 			out := palm.ChangePayload(task.Message, []byte(w.name+" processed "+string(task.Message.Payload)))
 			out.Client = "someone-else" // the master must not let a worker redirect a reply
 			req.Results = append(req.Results, &palmv1.TaskResult{TaskId: task.Id, Message: out})
@@ -137,7 +141,10 @@ func job(t *testing.T, c *client.Client, payloads iter.Seq[[]byte], opts ...clie
 
 func TestParallel(t *testing.T) {
 	m, l := startMaster(t)
-	w1, w2 := &rawWorker{name: "worker1", credit: 4}, &rawWorker{name: "worker2", credit: 4}
+	// Equal workers: each task takes them the same time. (Without any
+	// work, which worker is ready first is up to the goroutine scheduler.)
+	w1 := &rawWorker{name: "worker1", credit: 4, delay: 200 * time.Microsecond}
+	w2 := &rawWorker{name: "worker2", credit: 4, delay: 200 * time.Microsecond}
 	startWorkers(t, l, w1, w2)
 	waitWorkers(t, m, 2)
 	replies, errs := job(t, newClient(t, l), client.Repeat([]byte("a message"), 1000))

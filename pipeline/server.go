@@ -188,7 +188,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	srv := server.New(s.cfg, s.logger)
 	palmv1.RegisterGatewayServiceServer(srv.GRPC, gw)
 	palmv1.RegisterCacheServiceServer(srv.GRPC, kv.NewService(s.store, kv.WithMaxValueSize(s.cfg.MaxMessageSize), kv.WithLogger(s.logger)))
-	palmv1.RegisterPublisherServiceServer(srv.GRPC, noSubscriptions{name: s.name})
+	palmv1.RegisterPublisherServiceServer(srv.GRPC, parts.Unpublished{Component: "server " + s.name})
 	palmv1.RegisterDispatchServiceServer(srv.GRPC, noWorkers{name: s.name})
 	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName)
 

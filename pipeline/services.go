@@ -17,14 +17,3 @@ type noWorkers struct {
 func (n noWorkers) Work(palmv1.DispatchService_WorkServer) error {
 	return status.Errorf(codes.Unimplemented, "%s is a standalone server and runs its functions itself; connect workers to a master", n.name)
 }
-
-// noSubscriptions answers palm.v1.PublisherService/Subscribe until the
-// server publishes to subscribers (pipelined servers).
-type noSubscriptions struct {
-	palmv1.UnimplementedPublisherServiceServer
-	name string
-}
-
-func (n noSubscriptions) Subscribe(*palmv1.SubscribeRequest, palmv1.PublisherService_SubscribeServer) error {
-	return status.Errorf(codes.Unimplemented, "server %s does not publish to subscribers yet: its replies go back to their clients on the gateway", n.name)
-}
