@@ -76,8 +76,9 @@ func HandleStream(f func(msg *palmv1.PalmMessage) (topic string, next *palmv1.Pa
 }
 
 // Pipelined makes the master send its results on to the next step of the
-// pipeline, under its own name with the stage moved one on, instead of back
-// to the client (the original's pipelined=True).
+// pipeline, published on its PublisherService under its own name with the
+// stage moved one on, instead of back to the client (the original's
+// pipelined=True).
 func Pipelined() palm.Option {
 	return config.Role("master.Pipelined", func(s *settings) { s.pipelined = true })
 }
@@ -214,6 +215,7 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 	if handle == nil && m.settings.pipelined {
 		handle = parts.NextStage(m.name)
 	}
+	topics := parts.NewTopics(0, m.logger)
 	r := parts.NewRouter(m.logger)
 	next := "replies"
 	if m.settings.gather != nil {
@@ -222,7 +224,7 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 	regs := []error{
 		r.Inbound("gateway", gw, "dispatch"),
 		r.Outbound("dispatch", disp, next, 0),
-		r.Outbound("replies", &parts.Replies{Handle: handle, Logger: m.logger}, "", 0),
+		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: m.logger}, "", 0),
 	}
 	if m.settings.gather != nil {
 		regs = append(regs, r.Outbound("gather", &parts.Gather{Fn: m.settings.gather, Logger: m.logger}, "replies", 0))
@@ -235,8 +237,8 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 	palmv1.RegisterGatewayServiceServer(srv.GRPC, gw)
 	palmv1.RegisterDispatchServiceServer(srv.GRPC, disp)
 	palmv1.RegisterCacheServiceServer(srv.GRPC, kv.NewService(m.store, kv.WithMaxValueSize(m.cfg.MaxMessageSize), kv.WithLogger(m.logger)))
-	palmv1.RegisterPublisherServiceServer(srv.GRPC, parts.Unpublished{Component: "master " + m.name})
-	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.DispatchService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName)
+	palmv1.RegisterPublisherServiceServer(srv.GRPC, topics)
+	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.DispatchService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName, palmv1.PublisherService_ServiceDesc.ServiceName)
 	drain := func(ctx context.Context) error {
 		err := gw.Drain(ctx)
 		return errors.Join(err, disp.Drain(ctx))

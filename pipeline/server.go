@@ -39,6 +39,8 @@ type Server struct {
 }
 
 type serverSettings struct {
+	pipelined   bool
+	queue       int
 	concurrency int
 	window      int
 	store       kv.Store
@@ -56,6 +58,22 @@ func Concurrency(n int) palm.Option {
 // stream before it stops reading from it. Default: 1024.
 func Window(n int) palm.Option {
 	return config.Role("pipeline.Window", func(s *serverSettings) { s.window = n })
+}
+
+// Pipelined makes the server send each result on to the next step of a
+// pipeline instead of back to the client: it publishes the result under the
+// server's own name with the stage moved one on (the original's
+// pipelined=True), for the next component to subscribe to. Error replies
+// still go back to the client.
+func Pipelined() palm.Option {
+	return config.Role("pipeline.Pipelined", func(s *serverSettings) { s.pipelined = true })
+}
+
+// SubscriberQueue sets how many published messages wait for one subscriber
+// before the server waits for it (backpressure: a slow subscriber slows the
+// server; nothing is dropped). Default: 1024.
+func SubscriberQueue(n int) palm.Option {
+	return config.Role("pipeline.SubscriberQueue", func(s *serverSettings) { s.queue = n })
 }
 
 // WithStore sets the key-value store behind the server's cache. Default: a
@@ -89,6 +107,8 @@ func NewServer(name string, opts ...palm.Option) (*Server, error) {
 		return nil, fmt.Errorf("pipeline: Concurrency(%d): must be at least 1", st.concurrency)
 	case st.window < 0:
 		return nil, fmt.Errorf("pipeline: Window(%d): must be at least 1", st.window)
+	case st.queue < 0:
+		return nil, fmt.Errorf("pipeline: SubscriberQueue(%d): must be at least 1", st.queue)
 	}
 	s := &Server{name: name, cfg: cfg, settings: st, logger: cfg.NamedLogger(name), store: st.store}
 	if s.store == nil {
@@ -175,11 +195,16 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		Window:     s.settings.window,
 		Logger:     s.logger,
 	})
+	topics := parts.NewTopics(s.settings.queue, s.logger)
+	handle := s.settings.handle
+	if handle == nil && s.settings.pipelined {
+		handle = parts.NextStage(s.name)
+	}
 	r := parts.NewRouter(s.logger)
 	for _, err := range []error{
 		r.Inbound("gateway", gw, "functions"),
 		r.Outbound("functions", &parts.Functions{Lookup: s.lookup, Concurrency: s.settings.concurrency, Logger: s.logger}, "replies", 0),
-		r.Outbound("replies", &parts.Replies{Handle: s.settings.handle, Logger: s.logger}, "", 0),
+		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: s.logger}, "", 0),
 	} {
 		if err != nil {
 			return err
@@ -188,9 +213,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	srv := server.New(s.cfg, s.logger)
 	palmv1.RegisterGatewayServiceServer(srv.GRPC, gw)
 	palmv1.RegisterCacheServiceServer(srv.GRPC, kv.NewService(s.store, kv.WithMaxValueSize(s.cfg.MaxMessageSize), kv.WithLogger(s.logger)))
-	palmv1.RegisterPublisherServiceServer(srv.GRPC, parts.Unpublished{Component: "server " + s.name})
+	palmv1.RegisterPublisherServiceServer(srv.GRPC, topics)
 	palmv1.RegisterDispatchServiceServer(srv.GRPC, noWorkers{name: s.name})
-	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName)
+	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName, palmv1.PublisherService_ServiceDesc.ServiceName)
 
 	return srv.ServeWith(ctx, lis, r, gw.Drain)
 }

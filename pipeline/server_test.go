@@ -387,3 +387,44 @@ func TestClientThatNeverReads(t *testing.T) {
 		t.Fatalf("the server took all %d messages from a client that never reads", n)
 	}
 }
+
+// A pipelined server publishes each result under its own name, one stage
+// on, for the next component; the client's Eval gets no reply of its own,
+// and a failure still comes back to the client.
+func TestPipelinedPublishes(t *testing.T) {
+	srv, err := pipeline.NewServer("first", palm.WithLogger(hclog.NewNullLogger()), pipeline.Pipelined())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.HandleFunc("foo", func(_ context.Context, msg []byte) ([]byte, error) {
+		return append([]byte("you sent me "), msg...), nil
+	})
+	srv.HandleFunc("fails", func(context.Context, []byte) ([]byte, error) { return nil, errors.New("no") })
+	l := palmtest.Serve(t, srv)
+	cc := l.Conn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := palmv1.NewPublisherServiceClient(cc).Subscribe(ctx, &palmv1.SubscribeRequest{Topics: []string{"first"}, Subscriber: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := sub.Recv(); err != nil || !first.Subscribed {
+		t.Fatalf("confirmation: %v %v", first, err)
+	}
+	gw := palmv1.NewGatewayServiceClient(cc)
+	resp, err := gw.Eval(ctx, &palmv1.EvalRequest{Message: &palmv1.PalmMessage{Client: "c", Function: "first.foo second.bar", Payload: []byte("x"), Sequence: 1}})
+	if err != nil || len(resp.Messages) != 0 {
+		t.Fatalf("eval of a pipelined step: %v %v; want no reply of its own", resp, err)
+	}
+	got, err := sub.Recv()
+	if err != nil || len(got.Publications) != 1 {
+		t.Fatalf("publication: %v %v", got, err)
+	}
+	p := got.Publications[0]
+	if p.Topic != "first" || p.Message.Stage != 1 || string(p.Message.Payload) != "you sent me x" || p.Message.Client != "c" {
+		t.Fatalf("published %v", p)
+	}
+	if _, err := gw.Eval(ctx, &palmv1.EvalRequest{Message: &palmv1.PalmMessage{Client: "c", Function: "first.fails second.bar", Sequence: 2}}); status.Code(err) != codes.Unknown {
+		t.Fatalf("a failure in a pipelined step: %v; want it back at the client", err)
+	}
+}

@@ -1,0 +1,128 @@
+package parts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+)
+
+func serveTopics(t *testing.T, p *Topics) palmv1.PublisherServiceClient {
+	t.Helper()
+	l := bufconn.Listen(1 << 20)
+	s := grpc.NewServer()
+	palmv1.RegisterPublisherServiceServer(s, p)
+	go s.Serve(l)
+	t.Cleanup(s.Stop)
+	cc, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return palmv1.NewPublisherServiceClient(cc)
+}
+
+// Subscribe, wait for the confirmation, publish at once: nothing is missed.
+func TestSubscribeThenPublish(t *testing.T) {
+	p := NewTopics(4, nil)
+	c := serveTopics(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for round := range 200 {
+		sub, err := c.Subscribe(ctx, &palmv1.SubscribeRequest{Topics: []string{"a", "b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := sub.Recv()
+		if err != nil || !first.Subscribed {
+			t.Fatalf("confirmation: %v %v", first, err)
+		}
+		p.Publish(ctx, "a", &palmv1.PalmMessage{Payload: []byte(fmt.Sprint(round))})
+		p.Publish(ctx, "c", &palmv1.PalmMessage{Payload: []byte("not mine")})
+		p.Publish(ctx, "b", &palmv1.PalmMessage{Payload: []byte("b")})
+		var got []string
+		for len(got) < 2 {
+			resp, err := sub.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, pub := range resp.Publications {
+				got = append(got, pub.Topic+":"+string(pub.Message.Payload))
+			}
+		}
+		if got[0] != fmt.Sprint("a:", round) || got[1] != "b:b" {
+			t.Fatalf("round %d: %v", round, got)
+		}
+	}
+	if p.Dropped() != 200 {
+		t.Fatalf("dropped %d; want the 200 messages nobody subscribed to", p.Dropped())
+	}
+}
+
+// A subscriber that does not read makes the publisher wait once its queue
+// (and the stream's buffers) are full: nothing is dropped.
+func TestSlowSubscriberBackpressure(t *testing.T) {
+	p := NewTopics(2, nil)
+	c := serveTopics(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := c.Subscribe(ctx, &palmv1.SubscribeRequest{Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 64<<10)
+	published := 0
+	for ; published < 1000; published++ {
+		short, stop := context.WithTimeout(ctx, 100*time.Millisecond)
+		err := p.Publish(short, "t", &palmv1.PalmMessage{Payload: big})
+		stop()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+	}
+	if published == 1000 {
+		t.Fatal("the publisher never waited for a subscriber that does not read")
+	}
+	// Reading now gets every message published, in order.
+	for got := 0; got < published; {
+		resp, err := sub.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(resp.Publications)
+	}
+}
+
+func TestSubscribeBadTopics(t *testing.T) {
+	c := serveTopics(t, NewTopics(0, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	many := make([]string, MaxTopics+1)
+	for i := range many {
+		many[i] = fmt.Sprint(i)
+	}
+	for _, topics := range [][]string{nil, {""}, many} {
+		sub, err := c.Subscribe(ctx, &palmv1.SubscribeRequest{Topics: topics})
+		if err == nil {
+			_, err = sub.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%d topics: %v", len(topics), err)
+		}
+	}
+}
