@@ -13,8 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/gopalm/palm"
@@ -27,10 +25,6 @@ import (
 // unless told otherwise by Window. It matches the window a palm server takes
 // per stream.
 const DefaultWindow = 1024
-
-// sizeSlack is added to the message size limit for the gRPC call limits, so
-// that a payload of exactly the limit still fits with the message around it.
-const sizeSlack = 64 << 10
 
 // ErrNoReply is returned by Eval when the server answered the message
 // without a reply: the function returned nothing, or the server passed the
@@ -130,18 +124,10 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 		return nil, fmt.Errorf("client: Window(%d): the window must be at least 1", s.window)
 	}
 
-	creds := insecure.NewCredentials()
-	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
-	}
-	limit := cfg.MaxMessageSize + sizeSlack
-	dial := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		// As in the original, it does not matter whether the client or
-		// the server starts first: calls wait for the server to be
-		// reachable until their context ends.
-		grpc.WithDefaultCallOptions(grpc.WaitForReady(true), grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit)),
-	}, cfg.DialOptions...)
+	// As in the original, it does not matter whether the client or the
+	// server starts first: calls wait for the server to be reachable until
+	// their context ends.
+	dial := cfg.Dial(grpc.WithDefaultCallOptions(grpc.WaitForReady(true)))
 	conn, err := grpc.NewClient(address, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)

@@ -234,11 +234,10 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 		return err
 	}
 	srv := server.New(m.cfg, m.logger)
-	palmv1.RegisterGatewayServiceServer(srv.GRPC, gw)
-	palmv1.RegisterDispatchServiceServer(srv.GRPC, disp)
-	palmv1.RegisterCacheServiceServer(srv.GRPC, kv.NewService(m.store, kv.WithMaxValueSize(m.cfg.MaxMessageSize), kv.WithLogger(m.logger)))
-	palmv1.RegisterPublisherServiceServer(srv.GRPC, topics)
-	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.DispatchService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName, palmv1.PublisherService_ServiceDesc.ServiceName)
+	srv.Register(&palmv1.GatewayService_ServiceDesc, gw)
+	srv.Register(&palmv1.DispatchService_ServiceDesc, disp)
+	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)
+	srv.RegisterCache(m.store)
 	drain := func(ctx context.Context) error {
 		err := gw.Drain(ctx)
 		return errors.Join(err, disp.Drain(ctx))

@@ -171,6 +171,14 @@ func (d *Dispatcher) accept(ctx context.Context, link *Link, core *dispatch.Core
 	if e.Origin != nil && e.Origin.Context().Err() != nil {
 		return nil // its client has gone
 	}
+	if d.cfg.Scatter == nil && e.Step.Function != "" {
+		// The common case, without a scatter hook: one task, its step
+		// already parsed by the gateway, and no slice to build.
+		d.nextTask++
+		fan := &fanout{origin: e.Origin, sequence: e.Sequence, remaining: 1}
+		core.Push(&dispatch.Task{ID: dispatch.TaskID(d.nextTask), Function: e.Step.Function, Origin: e.Origin, Value: &taskState{msg: e.Msg, fan: fan}})
+		return nil
+	}
 	msgs := []*palmv1.PalmMessage{e.Msg}
 	if d.cfg.Scatter != nil {
 		var err error

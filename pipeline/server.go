@@ -211,11 +211,11 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		}
 	}
 	srv := server.New(s.cfg, s.logger)
-	palmv1.RegisterGatewayServiceServer(srv.GRPC, gw)
-	palmv1.RegisterCacheServiceServer(srv.GRPC, kv.NewService(s.store, kv.WithMaxValueSize(s.cfg.MaxMessageSize), kv.WithLogger(s.logger)))
-	palmv1.RegisterPublisherServiceServer(srv.GRPC, topics)
+	srv.Register(&palmv1.GatewayService_ServiceDesc, gw)
+	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)
+	srv.RegisterCache(s.store)
+	// Listed for grpcurl, but not reported serving: workers go to masters.
 	palmv1.RegisterDispatchServiceServer(srv.GRPC, noWorkers{name: s.name})
-	srv.SetServing(palmv1.GatewayService_ServiceDesc.ServiceName, palmv1.CacheService_ServiceDesc.ServiceName, palmv1.PublisherService_ServiceDesc.ServiceName)
 
 	return srv.ServeWith(ctx, lis, r, gw.Drain)
 }

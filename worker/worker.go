@@ -19,8 +19,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/gopalm/palm"
@@ -315,16 +313,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// dialOptions are the worker's gRPC dial options: palm's, then the user's.
+// dialOptions are the worker's gRPC dial options: palm's shared ones, the
+// worker's backoff and keepalive, then the user's.
 func (w *Worker) dialOptions() []grpc.DialOption {
-	creds := insecure.NewCredentials()
-	if w.cfg.TLS != nil {
-		creds = credentials.NewTLS(w.cfg.TLS)
-	}
-	limit := w.cfg.MaxMessageSize + config.Slack
-	return append([]grpc.DialOption{
-		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit)),
+	return w.cfg.Dial(
 		// The worker's Backoff also paces gRPC's reconnection of the
 		// connection underneath, so that a master that comes back is
 		// found within the worker's bound rather than gRPC's (120 s).
@@ -335,5 +327,5 @@ func (w *Worker) dialOptions() []grpc.DialOption {
 		// Detect a master that vanished without closing the connection.
 		// palm servers accept pings every 5 s or more.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	}, w.cfg.DialOptions...)
+	)
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // DefaultMaxMessageSize is the largest gRPC message a component accepts or
@@ -111,4 +113,22 @@ func (c *Config) NamedLogger(name string) hclog.Logger {
 		l.SetLevel(c.LogLevel)
 	}
 	return l
+}
+
+// Dial returns the gRPC dial options of a component that dials: TLS with
+// the configured tls.Config or plaintext, call size limits of the message
+// size plus Slack, then the role's extra options, then the user's
+// WithDialOptions (so the user's win).
+func (c *Config) Dial(extra ...grpc.DialOption) []grpc.DialOption {
+	creds := insecure.NewCredentials()
+	if c.TLS != nil {
+		creds = credentials.NewTLS(c.TLS)
+	}
+	limit := c.MaxMessageSize + Slack
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit)),
+	}
+	opts = append(opts, extra...)
+	return append(opts, c.DialOptions...)
 }

@@ -23,19 +23,23 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/kv"
 )
 
 // Server is a gRPC server dressed the palm way.
 type Server struct {
-	GRPC   *grpc.Server
-	Health *health.Server
-	logger hclog.Logger
-	cfg    *config.Config
+	GRPC    *grpc.Server
+	Health  *health.Server
+	logger  hclog.Logger
+	cfg     *config.Config
+	serving []string // services health reports SERVING once Serve starts
 }
 
-// New builds the gRPC server for a component. Register services on s.GRPC,
-// mark them serving with SetServing, then call Serve.
+// New builds the gRPC server for a component. Register its services with
+// Register (or RegisterCache), then call Serve or ServeWith. A service
+// registered on s.GRPC directly is served but not reported by health.
 func New(cfg *config.Config, logger hclog.Logger) *Server {
 	rpcLog := logging.LoggerFunc(func(_ context.Context, lvl logging.Level, msg string, fields ...any) {
 		logger.Log(hclogLevel(lvl), msg, fields...)
@@ -98,12 +102,17 @@ func hclogLevel(l logging.Level) hclog.Level {
 	return hclog.Error
 }
 
-// SetServing marks the component and each of the named services SERVING.
-func (s *Server) SetServing(services ...string) {
-	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, name := range services {
-		s.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
+// Register serves impl as the service desc describes; health reports it
+// SERVING from the moment Serve starts until the stop begins.
+func (s *Server) Register(desc *grpc.ServiceDesc, impl any) {
+	s.GRPC.RegisterService(desc, impl)
+	s.serving = append(s.serving, desc.ServiceName)
+}
+
+// RegisterCache serves store as the component's CacheService, with the
+// component's value size limit and logger.
+func (s *Server) RegisterCache(store kv.Store) {
+	s.Register(&palmv1.CacheService_ServiceDesc, kv.NewService(store, kv.WithMaxValueSize(s.cfg.MaxMessageSize), kv.WithLogger(s.logger)))
 }
 
 // Serve serves on lis until ctx ends or serving fails. Then it reports
@@ -111,6 +120,10 @@ func (s *Server) SetServing(services ...string) {
 // can finish what it holds, stops gracefully within what is left of the
 // bound, and force-stops after it. It returns nil after a stop caused by ctx.
 func (s *Server) Serve(ctx context.Context, lis net.Listener, drain func(context.Context) error) error {
+	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range s.serving {
+		s.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	served := make(chan error, 1)
 	go func() { served <- s.GRPC.Serve(lis) }()
 	var err error

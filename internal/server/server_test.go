@@ -52,8 +52,7 @@ func TestInterceptorsAndHealth(t *testing.T) {
 	logs := &logBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
 	s := New(config.New(nil), logger)
-	palmv1.RegisterGatewayServiceServer(s.GRPC, panicky{})
-	s.SetServing("palm.v1.GatewayService")
+	s.Register(&palmv1.GatewayService_ServiceDesc, panicky{})
 	l := palmtest.Listen()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
