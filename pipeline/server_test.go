@@ -1,13 +1,11 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,29 +19,11 @@ import (
 	"github.com/gopalm/palm/pipeline"
 )
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newServer starts a server named my_server with a few functions and
 // returns a gateway client for it and its log.
-func newServer(t *testing.T, opts ...palm.Option) (palmv1.GatewayServiceClient, *syncBuffer) {
+func newServer(t *testing.T, opts ...palm.Option) (palmv1.GatewayServiceClient, *palmtest.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &palmtest.Buffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
 	srv, err := pipeline.NewServer("my_server", append([]palm.Option{palm.WithLogger(logger)}, opts...)...)
 	if err != nil {

@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,23 +19,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type panicky struct {
 	palmv1.UnimplementedGatewayServiceServer
 }
@@ -49,7 +30,7 @@ func (panicky) Eval(context.Context, *palmv1.EvalRequest) (*palmv1.EvalResponse,
 // Calls are logged through hclog by the middleware's logging interceptor,
 // a panic in a handler becomes Internal and is logged, and health answers.
 func TestInterceptorsAndHealth(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &palmtest.Buffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
 	s := New(config.New(nil), logger)
 	s.Register(&palmv1.GatewayService_ServiceDesc, panicky{})
