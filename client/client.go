@@ -37,6 +37,7 @@ type settings struct {
 	session    string
 	hasSession bool
 	window     int
+	subAddress string
 }
 
 // Session makes the Client keep its cache keys apart under a session name,
@@ -61,6 +62,22 @@ func Window(n int) palm.Option {
 	return config.Role("client.Window", func(s *settings) { s.window = n })
 }
 
+// SubAddress makes the Client take its replies from the component at
+// address instead of from the server it sends to (the original client's
+// sub_address): the last stage of a pipeline that does not end where it
+// started, a Pipeline, a Sink or a Hub that sends its results to the
+// client. Eval and Job subscribe there, under the Client's id, before they
+// send, so no reply is missed; errors of the first step still come back
+// from the server. The subscription uses the Client's dial options.
+func SubAddress(address string) palm.Option {
+	return config.Role("client.SubAddress", func(s *settings) { s.subAddress = address })
+}
+
+// Steps joins `server.function` steps into the function of a pipeline, for
+// Eval and Job: Steps("my_server.foo", "my_pipeline.foo") is
+// "my_server.foo my_pipeline.foo".
+func Steps(steps ...string) string { return strings.Join(steps, " ") }
+
 // Client talks to one palm server (a Server, a Master, the first stage of a
 // pipeline): it sends messages to the server's functions with Eval and Job,
 // and uses the server's cache with Get, Set, Delete and Keys.
@@ -83,6 +100,9 @@ type Client struct {
 	max    int // largest payload or value, in bytes
 
 	conn    *grpc.ClientConn
+	subConn *grpc.ClientConn // the SubAddress connection; nil without one
+	sub     palmv1.PublisherServiceClient
+	subAddr string
 	gateway palmv1.GatewayServiceClient
 	cache   palmv1.CacheServiceClient
 	log     hclog.Logger
@@ -132,7 +152,7 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	return &Client{
+	c := &Client{
 		server:  server,
 		id:      newID(),
 		prefix:  prefix,
@@ -142,13 +162,25 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 		gateway: palmv1.NewGatewayServiceClient(conn),
 		cache:   palmv1.NewCacheServiceClient(conn),
 		log:     cfg.NamedLogger("client"),
-	}, nil
+	}
+	if s.subAddress != "" {
+		sc, err := grpc.NewClient(s.subAddress, dial...)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("client: SubAddress(%q): %w", s.subAddress, err)
+		}
+		c.subConn, c.sub, c.subAddr = sc, palmv1.NewPublisherServiceClient(sc), s.subAddress
+	}
+	return c, nil
 }
 
 // Close closes the Client's connection. Calls in progress, and Jobs still
 // running, end with a Canceled status error; calls made after Close fail the
 // same way. Close returns an error when the Client was already closed.
 func (c *Client) Close() error {
+	if c.subConn != nil {
+		c.subConn.Close()
+	}
 	return c.conn.Close()
 }
 
@@ -172,6 +204,11 @@ func (c *Client) Close() error {
 // a plain Server never produces), Eval returns the first; should that reply
 // carry an error rather than a result, Eval returns it as a *MessageError,
 // whose status.Code is the reply's.
+//
+// With SubAddress, Eval subscribes there first and, when the server sends
+// no reply itself (it passed the message on down a pipeline), waits for the
+// first reply to this message published there, until ctx ends: give ctx a
+// deadline when a step of the pipeline may send nothing on.
 func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]byte, error) {
 	first, err := c.checkFunction(function)
 	if err != nil {
@@ -180,8 +217,17 @@ func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]b
 	if len(payload) > c.max {
 		return nil, c.payloadTooLarge(len(payload))
 	}
+	pipeline := newID()
+	var sub palmv1.PublisherService_SubscribeClient
+	if c.sub != nil {
+		subCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if sub, err = c.subscribe(subCtx); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := c.gateway.Eval(ctx, &palmv1.EvalRequest{Message: &palmv1.PalmMessage{
-		Pipeline: newID(),
+		Pipeline: pipeline,
 		Client:   c.id,
 		Stage:    0,
 		Function: function,
@@ -192,6 +238,13 @@ func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]b
 		return nil, err
 	}
 	replies := resp.GetMessages()
+	if len(replies) == 0 && sub != nil {
+		m, err := c.await(sub, pipeline)
+		if err != nil {
+			return nil, err
+		}
+		replies = append(replies, m)
+	}
 	if len(replies) == 0 {
 		return nil, ErrNoReply
 	}
@@ -201,13 +254,6 @@ func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]b
 	return replies[0].GetPayload(), nil
 }
 
-// MessageError reports that one message failed while the rest of its Job
-// went on: its function returned an error or panicked, the server refused
-// it, or it was refused locally because its payload was over the size limit.
-//
-// Err is a gRPC status error with the failure's code and message, and
-// MessageError unwraps to it, so status.Code(err) and errors.As both work on
-// the error a Job yields.
 type MessageError struct {
 	// Sequence is the message's number in its Job: the position, from 1, of
 	// its payload in the payloads sequence.

@@ -97,6 +97,13 @@ func Cache(text string) JobOption {
 // error that is not a *MessageError. Breaking out of the loop ends the job
 // too. A message that produced no reply yields nothing.
 //
+// With SubAddress, the replies come from the subscription there (errors of
+// the first step still come from the server), and the job ends, once every
+// message has left the first server, when each message sent has had a
+// result, or after Messages results. A pipeline that sends nothing on for
+// some messages, or several replies for one (a tee joined by a sink), needs
+// Messages, or a deadline on ctx.
+//
 // payloads is called from a goroutine of the Job; the slices it yields must
 // not be changed afterwards while the job runs. When the job ends early,
 // the next yield returns false; the range loop returns only once payloads
@@ -183,6 +190,13 @@ type job struct {
 	recvDone chan struct{}
 	recvErr  error // read after recvDone
 
+	// With a SubAddress: the subscription, its listener's end, and the
+	// messages sent that have had no result yet (under mu).
+	sub     palmv1.PublisherService_SubscribeClient
+	subDone chan struct{}
+	subErr  error // read after subDone
+	pending map[uint64]struct{}
+
 	results    int    // results yielded, in the caller's goroutine
 	panicValue any    // read after the puller ended
 	panicStack []byte // read after the puller ended
@@ -193,6 +207,14 @@ type job struct {
 func (j *job) run(parent context.Context, payloads iter.Seq[[]byte], yield func([]byte, error) bool) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
+	if j.c.sub != nil {
+		sub, err := j.c.subscribe(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		j.sub, j.subDone, j.pending = sub, make(chan struct{}), map[uint64]struct{}{}
+	}
 	stream, err := j.c.gateway.Stream(ctx)
 	if err != nil {
 		yield(nil, err)
@@ -214,7 +236,37 @@ func (j *job) run(parent context.Context, payloads iter.Seq[[]byte], yield func(
 	wg.Go(func() { j.pull(sendCtx, payloads, cancel) })
 	wg.Go(func() { j.send(sendCtx, stream) })
 	wg.Go(func() { j.receive(ctx, stream, stopSend) })
+	if j.sub != nil {
+		wg.Go(func() { j.listen(ctx) })
+	}
 	j.consume(ctx, yield)
+}
+
+// listen is the only caller of Recv on the job's subscription: it hands the
+// job's replies to the caller as the receiver does.
+func (j *job) listen(ctx context.Context) {
+	defer close(j.subDone)
+	for {
+		resp, err := j.sub.Recv()
+		if err != nil {
+			j.subErr = j.c.subError(err)
+			return
+		}
+		var mine []*palmv1.PalmMessage
+		for _, p := range resp.GetPublications() {
+			if m := p.GetMessage(); m.GetPipeline() == j.pipeline {
+				mine = append(mine, m)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		select {
+		case j.responses <- &palmv1.StreamResponse{Messages: mine}:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // pull hands the payloads to the sender, then closes j.payloads. It returns
@@ -355,6 +407,7 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 	}
 	replies := func(resp *palmv1.StreamResponse) bool {
 		for _, m := range resp.GetMessages() {
+			j.answered(m.GetSequence())
 			var more bool
 			if e := m.GetError(); e != nil {
 				more = result(nil, replyError(m.GetSequence(), j.first, e))
@@ -367,18 +420,31 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 		}
 		return true
 	}
+	var (
+		recvDone = j.recvDone
+		sendDone <-chan struct{} // watched once the stream has ended
+		subDone  = j.subDone     // nil without a SubAddress
+		over     bool            // every message has left the first server
+	)
 	for {
 		select {
 		case resp := <-j.responses:
 			if !replies(resp) {
 				return
 			}
+			if over && !j.waiting() {
+				return // the last reply awaited from the SubAddress
+			}
 		case e := <-j.refused:
 			if !result(nil, e) {
 				return
 			}
-		case <-j.recvDone:
-			for len(j.responses) > 0 { // the receiver has stopped: these are the last
+		case <-subDone:
+			yield(nil, j.subErr)
+			return
+		case <-recvDone:
+			recvDone = nil
+			for len(j.responses) > 0 && j.sub == nil { // the receiver has stopped: these are the last
 				if !replies(<-j.responses) {
 					return
 				}
@@ -391,26 +457,46 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 			}
 			// The server ended the call OK, which it does once the sender
 			// has half-closed: report the refusals made before that.
-			for {
-				select {
-				case e := <-j.refused:
-					if !result(nil, e) {
-						return
-					}
-				case <-j.sendDone:
-					for len(j.refused) > 0 {
-						if !result(nil, <-j.refused) {
-							return
-						}
-					}
-					if !j.sentAll {
-						yield(nil, status.Error(codes.Internal, "the server ended the job's stream before the client had sent every message"))
-					}
+			sendDone = j.sendDone
+		case <-sendDone:
+			for len(j.refused) > 0 {
+				if !result(nil, <-j.refused) {
 					return
 				}
 			}
+			if !j.sentAll {
+				yield(nil, status.Error(codes.Internal, "the server ended the job's stream before the client had sent every message"))
+				return
+			}
+			if !j.waiting() {
+				return
+			}
+			// Every message has left the first server; the rest of the
+			// replies come from the SubAddress.
+			over, sendDone = true, nil
 		}
 	}
+}
+
+// waiting reports whether a reply is still awaited from the SubAddress: a
+// message was sent that has had no result yet.
+func (j *job) waiting() bool {
+	if j.sub == nil {
+		return false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.pending) > 0
+}
+
+// answered records that the message seq had a result.
+func (j *job) answered(seq uint64) {
+	if j.sub == nil {
+		return
+	}
+	j.mu.Lock()
+	delete(j.pending, seq)
+	j.mu.Unlock()
 }
 
 // full reports whether the window is full.
@@ -424,6 +510,9 @@ func (j *job) full() bool {
 func (j *job) open(seq uint64) {
 	j.mu.Lock()
 	j.inflight.add(seq)
+	if j.pending != nil {
+		j.pending[seq] = struct{}{}
+	}
 	j.mu.Unlock()
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -48,6 +49,9 @@ type settings struct {
 	queue       int
 	maxAttempts int
 	window      int
+
+	backoffMin, backoffMax time.Duration
+	only                   []string // options only a Master or only a Hub takes
 }
 
 // Scatter sets the hook that turns each message a client sends into the
@@ -118,21 +122,41 @@ func MaxAttempts(n int) palm.Option {
 
 // Window sets how many unfinished messages the master takes from one client
 // stream before it stops reading from it. Default: 1024.
+// Master only.
 func Window(n int) palm.Option {
-	return config.Role("master.Window", func(s *settings) { s.window = n })
+	return config.Role("master.Window", func(s *settings) { s.window = n; s.only = append(s.only, "master.Window") })
+}
+
+// Backoff bounds the delay before a Hub subscribes again to an upstream
+// whose subscription broke: it starts at min and doubles up to max while
+// the upstream cannot be reached. Default: 50 ms to 2 s. Hub only.
+func Backoff(min, max time.Duration) palm.Option {
+	return config.Role("master.Backoff", func(s *settings) {
+		s.backoffMin, s.backoffMax = min, max
+		s.only = append(s.only, "master.Backoff")
+	})
 }
 
 // New returns a Master named name. It does no I/O. It fails when the name is
 // empty or holds a dot or a space, or when an option is invalid or meant for
 // another kind of component.
 func New(name string, opts ...palm.Option) (*Master, error) {
+	return newMaster("Master", name, opts)
+}
+
+func newMaster(kind, name string, opts []palm.Option) (*Master, error) {
 	if name == "" || strings.ContainsAny(name, ". \t\n") {
 		return nil, fmt.Errorf("master: invalid name %q: it must be non-empty, with no dots or spaces", name)
 	}
 	cfg := config.New(opts)
 	var st settings
-	if err := config.ApplyRole(cfg, "master.Master", &st); err != nil {
+	if err := config.ApplyRole(cfg, "master."+kind, &st); err != nil {
 		return nil, err
+	}
+	for _, o := range st.only {
+		if (o == "master.Window") != (kind == "Master") {
+			return nil, fmt.Errorf("option %s does not apply to master.%s", o, kind)
+		}
 	}
 	switch {
 	case st.queue < 0:
@@ -141,6 +165,8 @@ func New(name string, opts ...palm.Option) (*Master, error) {
 		return nil, fmt.Errorf("master: MaxAttempts(%d): must be at least 1", st.maxAttempts)
 	case st.window < 0:
 		return nil, fmt.Errorf("master: Window(%d): must be at least 1", st.window)
+	case st.backoffMin < 0 || st.backoffMax < st.backoffMin:
+		return nil, fmt.Errorf("master: Backoff(%v, %v): need 0 < min <= max", st.backoffMin, st.backoffMax)
 	}
 	for k := range st.preset {
 		if err := kv.ValidKey(k); err != nil {
@@ -187,6 +213,20 @@ func (m *Master) ListenAndServe(ctx context.Context, addr string) error {
 // closes lis. It returns nil after a stop caused by ctx. Serve may be
 // called once.
 func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
+	gw := parts.NewGateway(parts.GatewayConfig{
+		Server:     m.name,
+		MaxPayload: m.cfg.MaxMessageSize,
+		Window:     m.settings.window,
+		Logger:     m.logger,
+	})
+	return m.serve(ctx, lis, gw, gw.Drain, func(srv *server.Server) {
+		srv.Register(&palmv1.GatewayService_ServiceDesc, gw)
+	})
+}
+
+// serve runs in → dispatch [→ gather] → replies, with the services
+// register adds, until ctx ends; drain stops the intake at the end.
+func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, drainIn func(context.Context) error, register func(*server.Server)) error {
 	if !m.served.CompareAndSwap(false, true) {
 		lis.Close()
 		return errors.New("master: Serve called twice")
@@ -197,12 +237,6 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 			return fmt.Errorf("master: PresetCache: %w", err)
 		}
 	}
-	gw := parts.NewGateway(parts.GatewayConfig{
-		Server:     m.name,
-		MaxPayload: m.cfg.MaxMessageSize,
-		Window:     m.settings.window,
-		Logger:     m.logger,
-	})
 	disp := parts.NewDispatcher(parts.DispatcherConfig{
 		Master:      m.name,
 		Scatter:     m.settings.scatter,
@@ -222,7 +256,7 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 		next = "gather"
 	}
 	regs := []error{
-		r.Inbound("gateway", gw, "dispatch"),
+		r.Inbound("in", in, "dispatch"),
 		r.Outbound("dispatch", disp, next, 0),
 		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: m.logger}, "", 0),
 	}
@@ -234,13 +268,14 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 		return err
 	}
 	srv := server.New(m.cfg, m.logger)
-	srv.Register(&palmv1.GatewayService_ServiceDesc, gw)
+	register(srv)
 	srv.Register(&palmv1.DispatchService_ServiceDesc, disp)
 	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)
 	srv.RegisterCache(m.store)
 	drain := func(ctx context.Context) error {
-		err := gw.Drain(ctx)
-		return errors.Join(err, disp.Drain(ctx))
+		err := errors.Join(drainIn(ctx), disp.Drain(ctx))
+		topics.Close()
+		return err
 	}
 	return srv.ServeWith(ctx, lis, r, drain)
 }

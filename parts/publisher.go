@@ -2,6 +2,7 @@ package parts
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"unicode/utf8"
@@ -21,6 +22,11 @@ const DefaultSubscriberQueue = 1024
 // MaxTopics is the most topics one subscription may name.
 const MaxTopics = 1024
 
+// maxUnheardTopics bounds the topics whose unheard messages are counted one
+// by one; past it, new topics count only in the total (client ids used as
+// topics by nobody would otherwise grow the map without end).
+const maxUnheardTopics = 4096
+
 // Topics is the palm.v1.PublisherService of a component, and the Publisher
 // its Replies part sends messages to.
 //
@@ -31,7 +37,10 @@ const MaxTopics = 1024
 // missing a reply. Each subscriber has a bounded queue; when it is full,
 // Publish waits for that subscriber (backpressure on the component) rather
 // than dropping messages, until the subscriber goes away. A message published
-// under a topic nobody subscribes to is dropped, and counted.
+// under a topic nobody subscribes to is dropped, and counted per topic: the
+// confirmation tells a subscriber how many messages under its topics reached
+// nobody in this run of the publisher (Instance), so a subscriber that comes
+// back after a break learns how many it missed.
 //
 // One goroutine per subscriber sends, packing up to 256 publications per
 // response.
@@ -41,15 +50,22 @@ type Topics struct {
 	queue  int
 	logger hclog.Logger
 
+	instance  string
+	closing   chan struct{}
+	closeOnce sync.Once
+
 	mu      sync.RWMutex
 	byTopic map[string]map[*subscriber]struct{}
+	subs    int
+	unheard map[string]uint64
 	dropped uint64
 }
 
 type subscriber struct {
-	name string
-	ctx  context.Context
-	ch   chan *palmv1.Publication
+	name    string
+	ctx     context.Context
+	ch      chan *palmv1.Publication
+	pending sync.WaitGroup // Publish calls that may still send to ch
 }
 
 // NewTopics returns a publisher whose subscribers each have a queue of
@@ -61,15 +77,49 @@ func NewTopics(queue int, logger hclog.Logger) *Topics {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Topics{queue: queue, logger: logger, byTopic: map[string]map[*subscriber]struct{}{}}
+	return &Topics{
+		queue:    queue,
+		logger:   logger,
+		instance: rand.Text(),
+		closing:  make(chan struct{}),
+		byTopic:  map[string]map[*subscriber]struct{}{},
+		unheard:  map[string]uint64{},
+	}
 }
 
-// Dropped is the number of messages published under a topic that had no
-// subscriber at the time.
+// Dropped is the number of messages published that reached no subscriber:
+// nobody subscribed to their topic, or the subscriber left before they were
+// sent to it.
 func (p *Topics) Dropped() uint64 {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.dropped
+}
+
+// Subscribers is the number of subscriptions open now.
+func (p *Topics) Subscribers() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.subs
+}
+
+// Close ends every subscription once what is queued for it is sent, and
+// refuses new ones with Unavailable: call it when the component stops,
+// after the last Publish. Subscribers of palm subscribe again, to the
+// publisher's successor at the same address.
+func (p *Topics) Close() { p.closeOnce.Do(func() { close(p.closing) }) }
+
+var errClosing = status.Error(codes.Unavailable, "the publisher is shutting down; subscribe again later")
+
+// Instance identifies this publisher; see SubscribeResponse.instance.
+func (p *Topics) Instance() string { return p.instance }
+
+// lost counts n messages under topic that reached nobody. p.mu is held.
+func (p *Topics) lost(topic string, n uint64) {
+	p.dropped += n
+	if _, ok := p.unheard[topic]; ok || len(p.unheard) < maxUnheardTopics {
+		p.unheard[topic] += n
+	}
 }
 
 // Publish hands m to every subscriber of topic, waiting for room in each
@@ -79,24 +129,32 @@ func (p *Topics) Publish(ctx context.Context, topic string, m *palmv1.PalmMessag
 	set := p.byTopic[topic]
 	subs := make([]*subscriber, 0, len(set))
 	for s := range set {
+		s.pending.Add(1)
 		subs = append(subs, s)
 	}
 	p.mu.RUnlock()
 	if len(subs) == 0 {
 		p.mu.Lock()
-		p.dropped++
+		p.lost(topic, 1)
 		p.mu.Unlock()
 		p.logger.Debug("no subscriber for the topic; message dropped", "topic", topic)
 		return nil
 	}
 	pub := &palmv1.Publication{Topic: topic, Message: m}
-	for _, s := range subs {
+	for i, s := range subs {
 		select {
 		case s.ch <- pub:
 		case <-s.ctx.Done():
+			p.mu.Lock()
+			p.lost(topic, 1)
+			p.mu.Unlock()
 		case <-ctx.Done():
+			for _, s := range subs[i:] {
+				s.pending.Done()
+			}
 			return ctx.Err()
 		}
+		s.pending.Done()
 	}
 	return nil
 }
@@ -129,7 +187,13 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 	if err := checkTopics(req.GetTopics()); err != nil {
 		return err
 	}
+	select {
+	case <-p.closing:
+		return errClosing
+	default:
+	}
 	s := &subscriber{name: req.GetSubscriber(), ctx: stream.Context(), ch: make(chan *palmv1.Publication, p.queue)}
+	confirm := &palmv1.SubscribeResponse{Subscribed: true, Instance: p.instance, Unheard: map[string]uint64{}}
 	p.mu.Lock()
 	for _, t := range req.GetTopics() {
 		set := p.byTopic[t]
@@ -138,7 +202,11 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 			p.byTopic[t] = set
 		}
 		set[s] = struct{}{}
+		if n := p.unheard[t]; n > 0 {
+			confirm.Unheard[t] = n
+		}
 	}
+	p.subs++
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -148,17 +216,33 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 				delete(p.byTopic, t)
 			}
 		}
+		p.subs--
+		p.mu.Unlock()
+		// No Publish finds it now; once those under way are done, what is
+		// still queued for it will never be sent.
+		s.pending.Wait()
+		p.mu.Lock()
+		for len(s.ch) > 0 {
+			p.lost((<-s.ch).GetTopic(), 1)
+		}
 		p.mu.Unlock()
 	}()
 	p.logger.Debug("subscribed", "subscriber", s.name, "topics", req.GetTopics())
-	if err := stream.Send(&palmv1.SubscribeResponse{Subscribed: true}); err != nil {
+	if err := stream.Send(confirm); err != nil {
 		return err
 	}
 	resp := &palmv1.SubscribeResponse{}
+	closing := p.closing
 	for {
 		select {
 		case <-s.ctx.Done():
 			return status.FromContextError(s.ctx.Err()).Err()
+		case <-closing:
+			if len(s.ch) == 0 {
+				return errClosing
+			}
+			closing = nil // send what is queued, then end
+			continue
 		case pub := <-s.ch:
 			resp.Publications = append(resp.Publications[:0], pub)
 			for len(resp.Publications) < maxBatch {
@@ -174,6 +258,9 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 			clear(resp.Publications)
 			if err != nil {
 				return err
+			}
+			if closing == nil && len(s.ch) == 0 {
+				return errClosing
 			}
 		}
 	}

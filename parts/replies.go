@@ -36,8 +36,11 @@ type Publisher interface {
 // message's client, else to the Publisher under the topic. It then reports
 // the envelope's completion to the origin.
 //
-// Error replies always go back to the origin: a failure is the client's to
-// see, not the next stage's.
+// Error replies go back to the origin when a client waits there: a failure
+// is the client's to see, not the next stage's. A message from a Detached
+// origin (a subscription) has nobody waiting: its replies, errors included,
+// go where the StreamHandler says, so that errors travel down the pipeline
+// to the stage that answers the client.
 type Replies struct {
 	// Handle picks topic and message; nil means ToClient.
 	Handle StreamHandler
@@ -66,14 +69,16 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 		case e = <-link.Inbox():
 		}
 		out := Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: e.Done}
+		_, detached := e.Origin.(Detached)
+		direct := e.Origin != nil && !detached
 		if m := e.Msg; m != nil {
 			topic, next := ToClient(m)
-			if m.Error == nil {
+			if m.Error == nil || !direct {
 				topic, next = handle(m)
 			}
 			switch {
 			case next == nil:
-			case e.Origin != nil && topic == next.GetClient():
+			case direct && topic == next.GetClient():
 				out.Msg = next
 			case r.Publisher != nil:
 				if err := r.Publisher.Publish(ctx, topic, next); err != nil {

@@ -12,8 +12,9 @@ import (
 type noWorkers struct {
 	palmv1.UnimplementedDispatchServiceServer
 	name string
+	kind string
 }
 
 func (n noWorkers) Work(palmv1.DispatchService_WorkServer) error {
-	return status.Errorf(codes.Unimplemented, "%s is a standalone server and runs its functions itself; connect workers to a master", n.name)
+	return status.Errorf(codes.Unimplemented, "%s is a %s and runs its functions itself; connect workers to a master or a hub", n.name, n.kind)
 }

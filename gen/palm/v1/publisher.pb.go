@@ -82,7 +82,17 @@ type SubscribeResponse struct {
 	// Set on the first response only: the subscription is in place.
 	Subscribed bool `protobuf:"varint,1,opt,name=subscribed,proto3" json:"subscribed,omitempty"`
 	// Messages published under the requested topics, in publishing order.
-	Publications  []*Publication `protobuf:"bytes,2,rep,name=publications,proto3" json:"publications,omitempty"`
+	Publications []*Publication `protobuf:"bytes,2,rep,name=publications,proto3" json:"publications,omitempty"`
+	// Set on the first response only: identifies this run of the publisher.
+	// It changes when the publisher restarts, so a subscriber that comes back
+	// can tell a restarted publisher from one that kept running.
+	Instance string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
+	// Set on the first response only: for each requested topic, how many
+	// messages this run of the publisher has published under it that reached
+	// no subscriber (nobody was subscribed, or a subscriber left with messages
+	// still queued for it). A subscriber that re-subscribes compares the counts
+	// with those of its previous confirmation to learn what it missed.
+	Unheard       map[string]uint64 `protobuf:"bytes,4,rep,name=unheard,proto3" json:"unheard,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -127,6 +137,20 @@ func (x *SubscribeResponse) GetSubscribed() bool {
 func (x *SubscribeResponse) GetPublications() []*Publication {
 	if x != nil {
 		return x.Publications
+	}
+	return nil
+}
+
+func (x *SubscribeResponse) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *SubscribeResponse) GetUnheard() map[string]uint64 {
+	if x != nil {
+		return x.Unheard
 	}
 	return nil
 }
@@ -195,12 +219,17 @@ const file_palm_v1_publisher_proto_rawDesc = "" +
 	"\x06topics\x18\x01 \x03(\tR\x06topics\x12\x1e\n" +
 	"\n" +
 	"subscriber\x18\x02 \x01(\tR\n" +
-	"subscriber\"m\n" +
+	"subscriber\"\x88\x02\n" +
 	"\x11SubscribeResponse\x12\x1e\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\bR\n" +
 	"subscribed\x128\n" +
-	"\fpublications\x18\x02 \x03(\v2\x14.palm.v1.PublicationR\fpublications\"S\n" +
+	"\fpublications\x18\x02 \x03(\v2\x14.palm.v1.PublicationR\fpublications\x12\x1a\n" +
+	"\binstance\x18\x03 \x01(\tR\binstance\x12A\n" +
+	"\aunheard\x18\x04 \x03(\v2'.palm.v1.SubscribeResponse.UnheardEntryR\aunheard\x1a:\n" +
+	"\fUnheardEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"S\n" +
 	"\vPublication\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12.\n" +
 	"\amessage\x18\x02 \x01(\v2\x14.palm.v1.PalmMessageR\amessage2X\n" +
@@ -219,23 +248,25 @@ func file_palm_v1_publisher_proto_rawDescGZIP() []byte {
 	return file_palm_v1_publisher_proto_rawDescData
 }
 
-var file_palm_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_palm_v1_publisher_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_palm_v1_publisher_proto_goTypes = []any{
 	(*SubscribeRequest)(nil),  // 0: palm.v1.SubscribeRequest
 	(*SubscribeResponse)(nil), // 1: palm.v1.SubscribeResponse
 	(*Publication)(nil),       // 2: palm.v1.Publication
-	(*PalmMessage)(nil),       // 3: palm.v1.PalmMessage
+	nil,                       // 3: palm.v1.SubscribeResponse.UnheardEntry
+	(*PalmMessage)(nil),       // 4: palm.v1.PalmMessage
 }
 var file_palm_v1_publisher_proto_depIdxs = []int32{
 	2, // 0: palm.v1.SubscribeResponse.publications:type_name -> palm.v1.Publication
-	3, // 1: palm.v1.Publication.message:type_name -> palm.v1.PalmMessage
-	0, // 2: palm.v1.PublisherService.Subscribe:input_type -> palm.v1.SubscribeRequest
-	1, // 3: palm.v1.PublisherService.Subscribe:output_type -> palm.v1.SubscribeResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 1: palm.v1.SubscribeResponse.unheard:type_name -> palm.v1.SubscribeResponse.UnheardEntry
+	4, // 2: palm.v1.Publication.message:type_name -> palm.v1.PalmMessage
+	0, // 3: palm.v1.PublisherService.Subscribe:input_type -> palm.v1.SubscribeRequest
+	1, // 4: palm.v1.PublisherService.Subscribe:output_type -> palm.v1.SubscribeResponse
+	4, // [4:5] is the sub-list for method output_type
+	3, // [3:4] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_palm_v1_publisher_proto_init() }
@@ -250,7 +281,7 @@ func file_palm_v1_publisher_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_palm_v1_publisher_proto_rawDesc), len(file_palm_v1_publisher_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,100 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/kv"
+)
+
+// core is what a Server, a Pipeline and a Sink share: a name, functions
+// registered by name, a logger and a cache.
+type core struct {
+	kind     string
+	name     string
+	cfg      *config.Config
+	settings settings
+	logger   hclog.Logger
+
+	mu       sync.Mutex // serializes Handle
+	handlers atomic.Pointer[map[string]palm.Handler]
+	served   atomic.Bool
+}
+
+func newCore(kind, name string, opts []palm.Option) (*core, error) {
+	if err := checkName(strings.ToLower(kind), name); err != nil {
+		return nil, err
+	}
+	cfg, st, err := newSettings(kind, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &core{kind: kind, name: name, cfg: cfg, settings: st, logger: cfg.NamedLogger(name)}
+	c.handlers.Store(&map[string]palm.Handler{})
+	return c, nil
+}
+
+func checkName(what, name string) error {
+	if name == "" || strings.ContainsAny(name, ". \t\n") {
+		return fmt.Errorf("pipeline: invalid %s name %q: it must be non-empty, with no dots or spaces", what, name)
+	}
+	return nil
+}
+
+// Name is the component's name.
+func (c *core) Name() string { return c.name }
+
+// Logger is the component's named logger, for use in functions (the
+// original's self.logger).
+func (c *core) Logger() hclog.Logger { return c.logger }
+
+// Cache is the component's key-value store, the one its CacheService
+// serves.
+func (c *core) Cache() kv.Store { return c.settings.store }
+
+// Handle registers h as the function named function. It panics if the name
+// is empty or holds a dot or a space, if h is nil, or if the name is taken,
+// as net/http's ServeMux does for such programming errors. Functions may be
+// registered at any time, also while serving.
+func (c *core) Handle(function string, h palm.Handler) {
+	if err := checkName("function", function); err != nil {
+		panic(err)
+	}
+	if h == nil {
+		panic(fmt.Sprintf("pipeline: nil handler for function %q", function))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.handlers.Load()
+	if _, ok := old[function]; ok {
+		panic(fmt.Sprintf("pipeline: function %q registered twice", function))
+	}
+	m := make(map[string]palm.Handler, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[function] = h
+	c.handlers.Store(&m)
+}
+
+// HandleFunc registers f as the function named function; see Handle.
+func (c *core) HandleFunc(function string, f func(ctx context.Context, payload []byte) ([]byte, error)) {
+	c.Handle(function, palm.HandlerFunc(f))
+}
+
+func (c *core) lookup(function string) (palm.Handler, bool) {
+	h, ok := (*c.handlers.Load())[function]
+	return h, ok
+}
+
+func (c *core) known(function string) bool {
+	_, ok := c.lookup(function)
+	return ok
+}

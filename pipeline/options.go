@@ -1,0 +1,117 @@
+package pipeline
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gopalm/palm"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/kv"
+	"github.com/gopalm/palm/parts"
+)
+
+// settings are the options of a Server, a Pipeline and a Sink.
+type settings struct {
+	pipelined   bool
+	toClient    bool
+	queue       int
+	concurrency int
+	window      int
+	store       kv.Store
+	handle      parts.StreamHandler
+
+	backoffMin, backoffMax time.Duration
+	only                   []string // options given that only some components take
+}
+
+func (s *settings) only1(name string) { s.only = append(s.only, name) }
+
+// Concurrency sets how many function calls a component runs at once.
+// Default: 1, which keeps the results in the order the messages came; with
+// more, they may go on in another order.
+func Concurrency(n int) palm.Option {
+	return config.Role("pipeline.Concurrency", func(s *settings) { s.concurrency = n })
+}
+
+// Window sets how many unfinished messages a Server takes from one client
+// stream before it stops reading from it. Default: 1024. Server only.
+func Window(n int) palm.Option {
+	return config.Role("pipeline.Window", func(s *settings) { s.window = n; s.only1("pipeline.Window") })
+}
+
+// Pipelined makes the component send each result on to the next step of a
+// pipeline instead of to the client: it publishes the result under the
+// component's own name with the stage moved one on (the original's
+// pipelined=True on a Server, to_client=False on a Pipeline or a Sink), for
+// the next component to subscribe to. On a Server, error replies still go
+// back to the client; on a Pipeline or a Sink they go on down the pipeline,
+// to the stage that answers the client.
+func Pipelined() palm.Option {
+	return config.Role("pipeline.Pipelined", func(s *settings) { s.pipelined = true })
+}
+
+// SubscriberQueue sets how many published messages wait for one subscriber
+// before the component waits for it (backpressure: a slow subscriber slows
+// the component and, through it, the components before it; nothing is
+// dropped). Default: 1024.
+func SubscriberQueue(n int) palm.Option {
+	return config.Role("pipeline.SubscriberQueue", func(s *settings) { s.queue = n })
+}
+
+// WithStore sets the key-value store behind the component's cache. Default:
+// a new in-memory store of its own (kv.NewMemory).
+func WithStore(store kv.Store) palm.Option {
+	return config.Role("pipeline.WithStore", func(s *settings) { s.store = store })
+}
+
+// HandleStream sets the component's handle_stream hook: it picks the topic
+// each result is sent under and may change the message. The default sends
+// the result to the client (topic: the client's id) or, with Pipelined, on
+// to the next step (topic: the component's name, stage moved one on). A
+// hook that sends a message on must move its stage on itself. Returning a
+// nil message sends nothing.
+func HandleStream(f func(msg *palmv1.PalmMessage) (topic string, next *palmv1.PalmMessage)) palm.Option {
+	return config.Role("pipeline.HandleStream", func(s *settings) { s.handle = f })
+}
+
+// Backoff bounds the delay before a Pipeline or a Sink subscribes again to
+// an upstream whose subscription broke: it starts at min and doubles up to
+// max while the upstream cannot be reached. Default: 50 ms to 2 s.
+// Pipeline and Sink only.
+func Backoff(min, max time.Duration) palm.Option {
+	return config.Role("pipeline.Backoff", func(s *settings) {
+		s.backoffMin, s.backoffMax = min, max
+		s.only1("pipeline.Backoff")
+	})
+}
+
+// newSettings applies opts for the component kind (Server, Pipeline, Sink).
+func newSettings(kind string, opts []palm.Option) (*config.Config, settings, error) {
+	cfg := config.New(opts)
+	var st settings
+	if err := config.ApplyRole(cfg, "pipeline."+kind, &st); err != nil {
+		return nil, st, err
+	}
+	allowed := map[string][]string{"pipeline.Window": {"Server"}, "pipeline.Backoff": {"Pipeline", "Sink"}}
+	for _, o := range st.only {
+		if !slices.Contains(allowed[o], kind) {
+			return nil, st, fmt.Errorf("option %s does not apply to pipeline.%s", o, kind)
+		}
+	}
+	switch {
+	case st.concurrency < 0:
+		return nil, st, fmt.Errorf("pipeline: Concurrency(%d): must be at least 1", st.concurrency)
+	case st.window < 0:
+		return nil, st, fmt.Errorf("pipeline: Window(%d): must be at least 1", st.window)
+	case st.queue < 0:
+		return nil, st, fmt.Errorf("pipeline: SubscriberQueue(%d): must be at least 1", st.queue)
+	case st.backoffMin < 0 || st.backoffMax < st.backoffMin:
+		return nil, st, fmt.Errorf("pipeline: Backoff(%v, %v): need 0 < min <= max", st.backoffMin, st.backoffMax)
+	}
+	if st.store == nil {
+		st.store = kv.NewMemory()
+	}
+	return cfg, st, nil
+}
