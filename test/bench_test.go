@@ -189,9 +189,15 @@ func rawStream(b *testing.B, raw palmv1.GatewayServiceClient, payload []byte, n,
 }
 
 func palmJob(b *testing.B, c *client.Client, payload []byte, n int) time.Duration {
+	return jobThrough(b, c, "bench.echo", payload, n)
+}
+
+// jobThrough times a Job of n payloads to function and checks it got n
+// replies.
+func jobThrough(b *testing.B, c *client.Client, function string, payload []byte, n int) time.Duration {
 	t0 := time.Now()
 	got := 0
-	for _, err := range c.Job(context.Background(), "bench.echo", client.Repeat(payload, n)) {
+	for _, err := range c.Job(context.Background(), function, client.Repeat(payload, n)) {
 		if err != nil {
 			b.Fatal(err)
 		}

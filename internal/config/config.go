@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/mem"
 )
 
 // DefaultMaxMessageSize is the largest gRPC message a component accepts or
@@ -115,6 +117,20 @@ func (c *Config) NamedLogger(name string) hclog.Logger {
 	return l
 }
 
+// BufferPool is the pool gRPC takes its encoding and frame buffers from, in
+// every palm server and dialer. gRPC's default pool has tiers of 256 B,
+// 4 KiB, 16 KiB, 32 KiB and 1 MiB, and clears a buffer each time it hands
+// it out: a batch of messages that encodes to 40 KiB costs clearing 1 MiB,
+// which made buffer clearing a tenth of a pipeline's CPU. This pool has a
+// tier at every power of two from 256 B to 1 MiB.
+var BufferPool = func() mem.BufferPool {
+	p, err := mem.NewBinaryTieredBufferPool(8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 // Dial returns the gRPC dial options of a component that dials: TLS with
 // the configured tls.Config or plaintext, call size limits of the message
 // size plus Slack, then the role's extra options, then the user's
@@ -126,6 +142,7 @@ func (c *Config) Dial(extra ...grpc.DialOption) []grpc.DialOption {
 	}
 	limit := c.MaxMessageSize + Slack
 	opts := []grpc.DialOption{
+		experimental.WithBufferPool(BufferPool),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit)),
 	}

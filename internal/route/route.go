@@ -37,42 +37,74 @@ func (s Step) String() string { return s.Server + "." + s.Function }
 // ParseStep parses one `server.function` step. Both parts must be non-empty
 // and contain no dot or space.
 func ParseStep(s string) (Step, error) {
-	server, fn, ok := strings.Cut(s, ".")
+	dot, dots, blank := -1, 0, false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '.':
+			if dot < 0 {
+				dot = i
+			}
+			dots++
+		case ' ', '\t', '\n':
+			blank = true
+		}
+	}
 	switch {
 	case s == "":
 		return Step{}, status.Error(codes.InvalidArgument, "the function is empty; expected server.function")
-	case !ok:
+	case dot < 0:
 		return Step{}, status.Errorf(codes.InvalidArgument, "malformed step %q: expected server.function", s)
-	case server == "" || fn == "":
+	case dot == 0 || dot == len(s)-1:
 		return Step{}, status.Errorf(codes.InvalidArgument, "malformed step %q: the server and the function must both be named", s)
-	case strings.ContainsAny(fn, ". \t\n") || strings.ContainsAny(server, " \t\n"):
+	case dots > 1 || blank:
 		return Step{}, status.Errorf(codes.InvalidArgument, "malformed step %q: expected one dot, between server and function, and no spaces", s)
 	}
-	return Step{Server: server, Function: fn}, nil
+	return Step{Server: s[:dot], Function: s[dot+1:]}, nil
+}
+
+// checkFunction checks what every `function` field must be, whatever its
+// steps.
+func checkFunction(function string) error {
+	switch {
+	case len(function) > MaxFunctionLen:
+		return status.Errorf(codes.InvalidArgument, "the function field is %d bytes; the limit is %d", len(function), MaxFunctionLen)
+	case !utf8.ValidString(function):
+		return status.Error(codes.InvalidArgument, "the function field is not valid UTF-8")
+	case function == "":
+		return status.Error(codes.InvalidArgument, "the function is empty; expected server.function")
+	}
+	return nil
+}
+
+// eachStep parses the steps of function in order, calling f with each,
+// until f returns false; it allocates nothing.
+func eachStep(function string, f func(i int, s Step) bool) error {
+	if err := checkFunction(function); err != nil {
+		return err
+	}
+	rest := function
+	for i := 0; ; i++ {
+		part, tail, more := strings.Cut(rest, " ")
+		if part == "" {
+			return status.Errorf(codes.InvalidArgument, "malformed function %q: steps are server.function names separated by single spaces", function)
+		}
+		s, err := ParseStep(part)
+		if err != nil {
+			return err
+		}
+		if !f(i, s) || !more {
+			return nil
+		}
+		rest = tail
+	}
 }
 
 // ParseSteps parses a `function` field: steps separated by single spaces.
 func ParseSteps(function string) ([]Step, error) {
-	if len(function) > MaxFunctionLen {
-		return nil, status.Errorf(codes.InvalidArgument, "the function field is %d bytes; the limit is %d", len(function), MaxFunctionLen)
-	}
-	if !utf8.ValidString(function) {
-		return nil, status.Error(codes.InvalidArgument, "the function field is not valid UTF-8")
-	}
-	if function == "" {
-		return nil, status.Error(codes.InvalidArgument, "the function is empty; expected server.function")
-	}
-	parts := strings.Split(function, " ")
-	steps := make([]Step, len(parts))
-	for i, p := range parts {
-		if p == "" {
-			return nil, status.Errorf(codes.InvalidArgument, "malformed function %q: steps are server.function names separated by single spaces", function)
-		}
-		s, err := ParseStep(p)
-		if err != nil {
-			return nil, err
-		}
-		steps[i] = s
+	steps := make([]Step, 0, strings.Count(function, " ")+1)
+	err := eachStep(function, func(_ int, s Step) bool { steps = append(steps, s); return true })
+	if err != nil {
+		return nil, err
 	}
 	return steps, nil
 }
@@ -81,21 +113,24 @@ func ParseSteps(function string) ([]Step, error) {
 func Current(m *palmv1.PalmMessage) (Step, error) {
 	fn := m.GetFunction()
 	stage := m.GetStage()
-	// Fast path: a single step needs no slice.
-	if stage == 0 && len(fn) <= MaxFunctionLen && !strings.Contains(fn, " ") {
-		if !utf8.ValidString(fn) {
-			return Step{}, status.Error(codes.InvalidArgument, "the function field is not valid UTF-8")
+	var (
+		current Step
+		n       int64
+	)
+	err := eachStep(fn, func(i int, s Step) bool {
+		if int64(i) == stage {
+			current = s
 		}
-		return ParseStep(fn)
-	}
-	steps, err := ParseSteps(fn)
+		n++
+		return true
+	})
 	if err != nil {
 		return Step{}, err
 	}
-	if stage < 0 || stage >= int64(len(steps)) {
-		return Step{}, status.Errorf(codes.InvalidArgument, "stage %d is outside the %d step(s) of %q", stage, len(steps), fn)
+	if stage < 0 || stage >= n {
+		return Step{}, status.Errorf(codes.InvalidArgument, "stage %d is outside the %d step(s) of %q", stage, n, fn)
 	}
-	return steps[stage], nil
+	return current, nil
 }
 
 // Check is what a server verifies of a message at its door.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -45,6 +46,7 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 		logger.Log(hclogLevel(lvl), msg, fields...)
 	})
 	opts := []grpc.ServerOption{
+		experimental.BufferPool(config.BufferPool),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageSize + config.Slack),
 		grpc.MaxSendMsgSize(cfg.MaxMessageSize + config.Slack),
 		// Accept the keepalive pings of palm's dialers and of the common
