@@ -22,6 +22,13 @@
 //	key, err := c.Set(ctx, "", []byte("some data")) // the server chooses the key
 //	data, err := c.Get(ctx, key)
 //
+// A message may go through several components, one step each: a pipeline,
+// named by its steps (Steps). When the last step is not on the server the
+// Client sends to, SubAddress names the component the replies come from:
+//
+//	c, err := client.New("my_server", "127.0.0.1:5555", client.SubAddress("127.0.0.1:5560"))
+//	reply, err := c.Eval(ctx, client.Steps("my_server.foo", "my_pipeline.foo"), []byte("a message"))
+//
 // Errors are gRPC status errors (see status.Code) with a message for the
 // person reading it; cache errors also match kv.ErrNotFound, kv.ErrInvalidKey
 // and kv.ErrTooLarge with errors.Is.

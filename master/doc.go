@@ -1,6 +1,7 @@
 // Package master holds palm's parallel servers: the Master, which spreads
 // the messages its clients send over any number of workers (package
-// worker), and, as palm grows, the Hub.
+// worker), and the Hub, a master in the middle of a pipeline that takes its
+// messages from the component before it instead of from clients.
 //
 // A master needs only a name; its functions are whatever its workers serve:
 //
@@ -19,6 +20,14 @@
 // attempts, as an error for that message at the client. Scatter, Gather and
 // HandleStream are the original's hooks, as Go iterators.
 //
-// One gRPC listener serves the Gateway (clients), Dispatch (workers), the
-// Cache (shared by the clients and the workers), health and reflection.
+// A Hub subscribes to a component before it and hands what it receives to
+// its workers; a client reaches the results by subscribing to the Hub
+// (client.SubAddress):
+//
+//	hub, err := master.NewHub("hub", master.Upstream{Address: "127.0.0.1:5555", Topic: "server"})
+//	err = hub.ListenAndServe(ctx, "127.0.0.1:5561")
+//
+// One gRPC listener serves the Gateway (clients; not on a Hub), Dispatch
+// (workers), the Publisher (results sent on by topic), the Cache (shared by
+// the clients and the workers), health and reflection.
 package master

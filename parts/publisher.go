@@ -115,10 +115,17 @@ var errClosing = status.Error(codes.Unavailable, "the publisher is shutting down
 func (p *Topics) Instance() string { return p.instance }
 
 // lost counts n messages under topic that reached nobody. p.mu is held.
+// The first loss under a topic is logged as a warning: a stage that never
+// subscribed, or a client without SubAddress, shows up in the logs once.
 func (p *Topics) lost(topic string, n uint64) {
 	p.dropped += n
-	if _, ok := p.unheard[topic]; ok || len(p.unheard) < maxUnheardTopics {
-		p.unheard[topic] += n
+	before, ok := p.unheard[topic]
+	if !ok && len(p.unheard) >= maxUnheardTopics {
+		return // counted in the total only
+	}
+	p.unheard[topic] += n
+	if before == 0 {
+		p.logger.Warn("a message was published under a topic nobody receives; it is dropped, and so will be the next ones (counted, without more warnings)", "topic", topic)
 	}
 }
 
@@ -137,7 +144,6 @@ func (p *Topics) Publish(ctx context.Context, topic string, m *palmv1.PalmMessag
 		p.mu.Lock()
 		p.lost(topic, 1)
 		p.mu.Unlock()
-		p.logger.Debug("no subscriber for the topic; message dropped", "topic", topic)
 		return nil
 	}
 	pub := &palmv1.Publication{Topic: topic, Message: m}

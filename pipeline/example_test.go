@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -98,4 +99,66 @@ func ExampleServer_HandleFunc() {
 	// Output:
 	// no reply: true
 	// cached: a message
+}
+
+// A pipeline of two steps, as in the manual's "A pipelined message stream":
+// the server sends its results on to my_pipeline, which sends its own back
+// to the client. The client sends to the server and takes its replies from
+// the pipeline (SubAddress).
+func ExamplePipeline() {
+	quiet := palm.WithLogger(hclog.NewNullLogger())
+	ctx, stop := context.WithCancel(context.Background())
+	var served []chan error
+	serve := func(s interface {
+		Serve(context.Context, net.Listener) error
+	}) string {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx, lis) }()
+		served = append(served, done)
+		return lis.Addr().String()
+	}
+
+	srv, err := pipeline.NewServer("my_server", quiet, pipeline.Pipelined())
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv.HandleFunc("foo", func(ctx context.Context, msg []byte) ([]byte, error) {
+		return append([]byte("you sent me "), msg...), nil
+	})
+	first := serve(srv)
+
+	p, err := pipeline.NewPipeline("my_pipeline", pipeline.Upstream{Address: first, Topic: "my_server"}, quiet)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p.HandleFunc("foo", func(ctx context.Context, msg []byte) ([]byte, error) {
+		return append([]byte("and I pipelined "), msg...), nil
+	})
+	last := serve(p)
+	for p.Subscribed() == 0 { // what the server publishes before this is lost
+		time.Sleep(time.Millisecond)
+	}
+
+	cl, err := client.New("my_server", first, quiet, client.SubAddress(last))
+	if err != nil {
+		log.Fatal(err)
+	}
+	reply, err := cl.Eval(ctx, client.Steps("my_server.foo", "my_pipeline.foo"), []byte("a message"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("Client got: %s\n", reply)
+
+	cl.Close()
+	stop()
+	for _, done := range served {
+		if err := <-done; err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output: Client got: and I pipelined you sent me a message
 }

@@ -413,3 +413,27 @@ func TestStageOptions(t *testing.T) {
 		}
 	}
 }
+
+// A client whose subscription to the last stage breaks during a job learns
+// it, with the address, instead of waiting for replies that cannot come.
+func TestJobSubscriptionBreaks(t *testing.T) {
+	srv := startServer(t)
+	_, last := startPipeline(t, "my_pipeline", pipeline.Upstream{Address: srv, Topic: "my_server"}, "and I pipelined ")
+	proxy := palmtest.NewProxy(t, last)
+	c := newClient(t, "my_server", srv, client.SubAddress(proxy.Addr()))
+	ctx := timeout(t)
+	n := 0
+	var failure error
+	for _, err := range c.Job(ctx, client.Steps("my_server.foo", "my_pipeline.foo"), client.Repeat([]byte("x"), -1)) {
+		if err != nil {
+			failure = err
+			break
+		}
+		if n++; n == 100 {
+			proxy.Cut()
+		}
+	}
+	if status.Code(failure) != codes.Unavailable || !strings.Contains(failure.Error(), proxy.Addr()+" (SubAddress)") {
+		t.Fatalf("got %v after %d replies; want Unavailable naming the SubAddress", failure, n)
+	}
+}

@@ -6,7 +6,9 @@ package config
 import (
 	"crypto/tls"
 	"fmt"
+	"math/bits"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -118,18 +120,47 @@ func (c *Config) NamedLogger(name string) hclog.Logger {
 }
 
 // BufferPool is the pool gRPC takes its encoding and frame buffers from, in
-// every palm server and dialer. gRPC's default pool has tiers of 256 B,
-// 4 KiB, 16 KiB, 32 KiB and 1 MiB, and clears a buffer each time it hands
-// it out: a batch of messages that encodes to 40 KiB costs clearing 1 MiB,
-// which made buffer clearing a tenth of a pipeline's CPU. This pool has a
-// tier at every power of two from 256 B to 1 MiB.
-var BufferPool = func() mem.BufferPool {
-	p, err := mem.NewBinaryTieredBufferPool(8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)
-	if err != nil {
-		panic(err)
+// every palm server and dialer.
+//
+// gRPC's default pool has tiers of 256 B, 4 KiB, 16 KiB, 32 KiB and 1 MiB
+// and clears each buffer it hands out, so that a batch of messages that
+// encodes to 40 KiB costs clearing 1 MiB: a sixth of a pipeline's CPU went
+// to it. This pool has a tier at every power of two from 256 B to 1 MiB and
+// does not clear: gRPC writes every byte of a buffer it takes (it encodes
+// into it or reads a frame into it) before it reads any, as with the
+// pools it builds without clearing for itself.
+var BufferPool mem.BufferPool = &bufferPool{}
+
+const (
+	minPooled = 8  // 256 B
+	maxPooled = 20 // 1 MiB
+)
+
+type bufferPool struct {
+	tiers [maxPooled + 1]sync.Pool // tiers[k] holds buffers of capacity at least 1<<k
+}
+
+func (p *bufferPool) Get(n int) *[]byte {
+	if n <= 0 || n > 1<<maxPooled {
+		b := make([]byte, n)
+		return &b
 	}
-	return p
-}()
+	k := max(bits.Len(uint(n-1)), minPooled)
+	if b, ok := p.tiers[k].Get().(*[]byte); ok {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, 1<<k)
+	return &b
+}
+
+func (p *bufferPool) Put(b *[]byte) {
+	c := cap(*b)
+	if c < 1<<minPooled || c > 1<<maxPooled {
+		return
+	}
+	p.tiers[bits.Len(uint(c))-1].Put(b)
+}
 
 // Dial returns the gRPC dial options of a component that dials: TLS with
 // the configured tls.Config or plaintext, call size limits of the message
@@ -144,7 +175,7 @@ func (c *Config) Dial(extra ...grpc.DialOption) []grpc.DialOption {
 	opts := []grpc.DialOption{
 		experimental.WithBufferPool(BufferPool),
 		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit), grpc.ForceCodecV2(Codec)),
 	}
 	opts = append(opts, extra...)
 	return append(opts, c.DialOptions...)

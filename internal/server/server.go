@@ -47,6 +47,7 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 	})
 	opts := []grpc.ServerOption{
 		experimental.BufferPool(config.BufferPool),
+		grpc.ForceServerCodecV2(config.Codec),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageSize + config.Slack),
 		grpc.MaxSendMsgSize(cfg.MaxMessageSize + config.Slack),
 		// Accept the keepalive pings of palm's dialers and of the common

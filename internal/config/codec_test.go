@@ -1,0 +1,72 @@
+package config
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+)
+
+func TestBufferPool(t *testing.T) {
+	for _, n := range []int{0, 1, 255, 256, 257, 4096, 40 << 10, 1 << 20, 1<<20 + 1} {
+		b := BufferPool.Get(n)
+		if len(*b) != n || cap(*b) < n {
+			t.Fatalf("Get(%d): len %d cap %d", n, len(*b), cap(*b))
+		}
+		if n > 256 && n <= 1<<20 && cap(*b)&(cap(*b)-1) != 0 {
+			t.Errorf("Get(%d): capacity %d is not a power of two", n, cap(*b))
+		}
+		BufferPool.Put(b)
+	}
+	// A buffer put back serves a later Get of any size its tier covers.
+	for range 100 {
+		b := BufferPool.Get(3000)
+		BufferPool.Put(b)
+		c := BufferPool.Get(2049)
+		if len(*c) != 2049 || cap(*c) < 2049 {
+			t.Fatalf("len %d cap %d", len(*c), cap(*c))
+		}
+		BufferPool.Put(c)
+	}
+	// Odd capacities go to the tier below them.
+	odd := make([]byte, 5000)
+	BufferPool.Put(&odd)
+	if b := BufferPool.Get(4096); cap(*b) < 4096 {
+		t.Fatalf("cap %d", cap(*b))
+	}
+}
+
+func TestCodec(t *testing.T) {
+	for _, size := range []int{10, 100 << 10} {
+		m := &palmv1.PalmMessage{Pipeline: "p", Client: "c", Function: "a.b", Payload: bytes.Repeat([]byte("x"), size), Sequence: 7}
+		data, err := Codec.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := proto.Marshal(m)
+		if got := data.Materialize(); !bytes.Equal(got, want) {
+			t.Fatalf("size %d: encoding differs from proto.Marshal", size)
+		}
+		var back palmv1.PalmMessage
+		if err := Codec.Unmarshal(data, &back); err != nil {
+			t.Fatal(err)
+		}
+		data.Free()
+		if !proto.Equal(m, &back) {
+			t.Fatalf("size %d: round trip changed the message", size)
+		}
+	}
+	if _, err := Codec.Marshal("not a message"); err == nil || !strings.Contains(err.Error(), "not a protobuf message") {
+		t.Errorf("Marshal(string): %v", err)
+	}
+	if err := Codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{1})}, new(int)); err == nil {
+		t.Error("Unmarshal into an int: no error")
+	}
+	if Codec.Name() != "proto" {
+		t.Errorf("name %q: peers expect the proto content-subtype", Codec.Name())
+	}
+}
