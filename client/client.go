@@ -69,6 +69,11 @@ func Window(n int) palm.Option {
 // client. Eval and Job subscribe there, under the Client's id, before they
 // send, so no reply is missed; errors of the first step still come back
 // from the server. The subscription uses the Client's dial options.
+//
+// Each Eval and Job opens a subscription of its own to the Client's id and
+// keeps the replies of its own messages: calls running at once on one
+// Client each receive, and drop, the others' replies, so for many
+// concurrent calls use several Clients.
 func SubAddress(address string) palm.Option {
 	return config.Role("client.SubAddress", func(s *settings) { s.subAddress = address })
 }

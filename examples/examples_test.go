@@ -94,7 +94,9 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	read := make(chan struct{}) // closed once all the program printed is in p.out
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			p.mu.Lock()
@@ -110,6 +112,7 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	go func() {
 		p.cmd.Wait()
 		w.Close()
+		<-read
 		close(p.done)
 	}()
 	t.Cleanup(func() {

@@ -71,7 +71,9 @@ func WithStore(store kv.Store) palm.Option {
 // the result to the client (topic: the client's id) or, with Pipelined, on
 // to the next step (topic: the component's name, stage moved one on). A
 // hook that sends a message on must move its stage on itself. Returning a
-// nil message sends nothing.
+// nil message sends nothing. On a Pipeline or a Sink the hook also routes
+// messages that carry an error from an earlier step (msg.Error is set), so
+// that they can reach the client.
 func HandleStream(f func(msg *palmv1.PalmMessage) (topic string, next *palmv1.PalmMessage)) palm.Option {
 	return config.Role("pipeline.HandleStream", func(s *settings) { s.handle = f })
 }

@@ -1,0 +1,26 @@
+// Command client sends a message through my_server.foo and then
+// my_pipeline.foo, and prints the reply, which comes from my_pipeline. Run
+// it once examples/pipeline/server and examples/pipeline/pipeline are up.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/gopalm/palm/client"
+)
+
+func main() {
+	c, err := client.New("my_server", "127.0.0.1:5555", client.SubAddress("127.0.0.1:5560"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	result, err := c.Eval(context.Background(), client.Steps("my_server.foo", "my_pipeline.foo"), []byte("a message"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("Client got: %s\n", result)
+}

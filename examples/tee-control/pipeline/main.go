@@ -1,0 +1,31 @@
+// Command pipeline takes the even messages of my_server
+// (examples/tee-control/server) and sends its result to the client
+// (examples/tee-control/client), which subscribes to it. Start it after the
+// server and before the client.
+package main
+
+import (
+	"context"
+	"log"
+	"os"
+	"os/signal"
+
+	"github.com/gopalm/palm/pipeline"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	p, err := pipeline.NewPipeline("my_pipeline", pipeline.Upstream{Address: "127.0.0.1:5555", Topic: "even"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	p.HandleFunc("foo", func(_ context.Context, message []byte) ([]byte, error) {
+		p.Logger().Info("Got a message")
+		return append([]byte("and I pipelined "), message...), nil
+	})
+	if err := p.ListenAndServe(ctx, "127.0.0.1:5560"); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,36 @@
+// Command pipeline is the branch of the tee that answers: it takes what
+// my_server (examples/tee/server) sends on and sends its result to the
+// client (examples/tee/client), which subscribes to it. Start it after the
+// server and before the client.
+package main
+
+import (
+	"context"
+	"log"
+	"os"
+	"os/signal"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/pipeline"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	p, err := pipeline.NewPipeline("my_pipeline",
+		pipeline.Upstream{Address: "127.0.0.1:5555", Topic: "my_server"},
+		palm.WithLogLevel(hclog.Debug))
+	if err != nil {
+		log.Fatal(err)
+	}
+	p.HandleFunc("foo", func(_ context.Context, message []byte) ([]byte, error) {
+		p.Logger().Warn("Got a message")
+		return append([]byte("and I pipelined "), message...), nil
+	})
+	if err := p.ListenAndServe(ctx, "127.0.0.1:5560"); err != nil {
+		log.Fatal(err)
+	}
+}
