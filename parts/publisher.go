@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
@@ -22,10 +23,10 @@ const DefaultSubscriberQueue = 1024
 // MaxTopics is the most topics one subscription may name.
 const MaxTopics = 1024
 
-// maxUnheardTopics bounds the topics whose unheard messages are counted one
-// by one; past it, new topics count only in the total (client ids used as
-// topics by nobody would otherwise grow the map without end).
-const maxUnheardTopics = 4096
+// maxCountedTopics bounds the topics whose publications are counted one by
+// one; past it, new topics are not counted (client ids used as topics would
+// otherwise grow the map without end over a long life).
+const maxCountedTopics = 4096
 
 // Topics is the palm.v1.PublisherService of a component, and the Publisher
 // its Replies part sends messages to.
@@ -37,10 +38,12 @@ const maxUnheardTopics = 4096
 // missing a reply. Each subscriber has a bounded queue; when it is full,
 // Publish waits for that subscriber (backpressure on the component) rather
 // than dropping messages, until the subscriber goes away. A message published
-// under a topic nobody subscribes to is dropped, and counted per topic: the
-// confirmation tells a subscriber how many messages under its topics reached
-// nobody in this run of the publisher (Instance), so a subscriber that comes
-// back after a break learns how many it missed.
+// under a topic nobody subscribes to is dropped, and counted (Dropped).
+//
+// The publisher counts what it publishes under each topic, and the
+// confirmation carries the counts of the topics subscribed to, with the
+// publisher's Instance (new at each start): a subscriber that comes back
+// after a break learns how many messages it missed.
 //
 // One goroutine per subscriber sends, packing up to 256 publications per
 // response.
@@ -56,9 +59,15 @@ type Topics struct {
 
 	mu      sync.RWMutex
 	byTopic map[string]map[*subscriber]struct{}
+	counts  map[string]*topicCount
 	subs    int
-	unheard map[string]uint64
-	dropped uint64
+	dropped atomic.Uint64
+}
+
+// topicCount is what a publisher knows of one topic.
+type topicCount struct {
+	published atomic.Uint64
+	warned    atomic.Bool // a loss under it was logged
 }
 
 type subscriber struct {
@@ -83,18 +92,14 @@ func NewTopics(queue int, logger hclog.Logger) *Topics {
 		instance: rand.Text(),
 		closing:  make(chan struct{}),
 		byTopic:  map[string]map[*subscriber]struct{}{},
-		unheard:  map[string]uint64{},
+		counts:   map[string]*topicCount{},
 	}
 }
 
 // Dropped is the number of messages published that reached no subscriber:
 // nobody subscribed to their topic, or the subscriber left before they were
 // sent to it.
-func (p *Topics) Dropped() uint64 {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.dropped
-}
+func (p *Topics) Dropped() uint64 { return p.dropped.Load() }
 
 // Subscribers is the number of subscriptions open now.
 func (p *Topics) Subscribers() int {
@@ -114,36 +119,54 @@ var errClosing = status.Error(codes.Unavailable, "the publisher is shutting down
 // Instance identifies this publisher; see SubscribeResponse.instance.
 func (p *Topics) Instance() string { return p.instance }
 
-// lost counts n messages under topic that reached nobody. p.mu is held.
-// The first loss under a topic is logged as a warning: a stage that never
-// subscribed, or a client without SubAddress, shows up in the logs once.
-func (p *Topics) lost(topic string, n uint64) {
-	p.dropped += n
-	before, ok := p.unheard[topic]
-	if !ok && len(p.unheard) >= maxUnheardTopics {
-		return // counted in the total only
-	}
-	p.unheard[topic] += n
-	if before == 0 {
+// lost counts a message under topic that reached nobody. The first loss
+// under a topic is logged as a warning: a stage that never subscribed, or a
+// client without SubAddress, shows up in the logs once.
+func (p *Topics) lost(topic string, c *topicCount) {
+	p.dropped.Add(1)
+	if c != nil && !c.warned.Swap(true) {
 		p.logger.Warn("a message was published under a topic nobody receives; it is dropped, and so will be the next ones (counted, without more warnings)", "topic", topic)
 	}
+}
+
+// count returns the counter of topic, creating it when there is room.
+func (p *Topics) count(topic string) *topicCount {
+	p.mu.RLock()
+	c := p.counts[topic]
+	p.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c = p.counts[topic]; c == nil && len(p.counts) < maxCountedTopics {
+		c = &topicCount{}
+		p.counts[topic] = c
+	}
+	return c
 }
 
 // Publish hands m to every subscriber of topic, waiting for room in each
 // queue until ctx ends or the subscriber goes away.
 func (p *Topics) Publish(ctx context.Context, topic string, m *palmv1.PalmMessage) error {
+	c := p.count(topic)
+	// Counting and finding the subscribers under one read lock keeps both
+	// in step with Subscribe, which registers and reads the count under the
+	// write lock: a message is counted before a confirmation and not sent to
+	// that subscriber, or counted after it and sent.
+	var few [4]*subscriber
+	subs := few[:0]
 	p.mu.RLock()
-	set := p.byTopic[topic]
-	subs := make([]*subscriber, 0, len(set))
-	for s := range set {
+	if c != nil {
+		c.published.Add(1)
+	}
+	for s := range p.byTopic[topic] {
 		s.pending.Add(1)
 		subs = append(subs, s)
 	}
 	p.mu.RUnlock()
 	if len(subs) == 0 {
-		p.mu.Lock()
-		p.lost(topic, 1)
-		p.mu.Unlock()
+		p.lost(topic, c)
 		return nil
 	}
 	pub := &palmv1.Publication{Topic: topic, Message: m}
@@ -151,9 +174,7 @@ func (p *Topics) Publish(ctx context.Context, topic string, m *palmv1.PalmMessag
 		select {
 		case s.ch <- pub:
 		case <-s.ctx.Done():
-			p.mu.Lock()
-			p.lost(topic, 1)
-			p.mu.Unlock()
+			p.lost(topic, c)
 		case <-ctx.Done():
 			for _, s := range subs[i:] {
 				s.pending.Done()
@@ -199,7 +220,11 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 	default:
 	}
 	s := &subscriber{name: req.GetSubscriber(), ctx: stream.Context(), ch: make(chan *palmv1.Publication, p.queue)}
-	confirm := &palmv1.SubscribeResponse{Subscribed: true, Instance: p.instance, Unheard: map[string]uint64{}}
+	confirm := &palmv1.SubscribeResponse{Subscribed: true, Instance: p.instance, Published: map[string]uint64{}}
+	counts := make([]*topicCount, len(req.GetTopics()))
+	for i, t := range req.GetTopics() {
+		counts[i] = p.count(t)
+	}
 	p.mu.Lock()
 	for _, t := range req.GetTopics() {
 		set := p.byTopic[t]
@@ -208,8 +233,10 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 			p.byTopic[t] = set
 		}
 		set[s] = struct{}{}
-		if n := p.unheard[t]; n > 0 {
-			confirm.Unheard[t] = n
+	}
+	for i, t := range req.GetTopics() {
+		if c := counts[i]; c != nil {
+			confirm.Published[t] = c.published.Load()
 		}
 	}
 	p.subs++
@@ -227,11 +254,10 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 		// No Publish finds it now; once those under way are done, what is
 		// still queued for it will never be sent.
 		s.pending.Wait()
-		p.mu.Lock()
 		for len(s.ch) > 0 {
-			p.lost((<-s.ch).GetTopic(), 1)
+			t := (<-s.ch).GetTopic()
+			p.lost(t, p.count(t))
 		}
-		p.mu.Unlock()
 	}()
 	p.logger.Debug("subscribed", "subscriber", s.name, "topics", req.GetTopics())
 	if err := stream.Send(confirm); err != nil {

@@ -126,3 +126,49 @@ func TestSubscribeBadTopics(t *testing.T) {
 		}
 	}
 }
+
+// The confirmation counts what was published under each topic before it,
+// whoever received it, and names the publisher's run.
+func TestConfirmationCounts(t *testing.T) {
+	p := NewTopics(4, nil)
+	c := serveTopics(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	confirm := func(topics ...string) (*palmv1.SubscribeResponse, palmv1.PublisherService_SubscribeClient, context.CancelFunc) {
+		sctx, stop := context.WithCancel(ctx)
+		sub, err := c.Subscribe(sctx, &palmv1.SubscribeRequest{Topics: topics})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := sub.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first, sub, stop
+	}
+	first, _, stop := confirm("a")
+	if first.Instance != p.Instance() || first.Instance == "" || first.Published["a"] != 0 {
+		t.Fatalf("first confirmation %v", first)
+	}
+	for range 2 {
+		p.Publish(ctx, "a", &palmv1.PalmMessage{})
+	}
+	stop()
+	for p.Subscribers() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 3 {
+		p.Publish(ctx, "a", &palmv1.PalmMessage{})
+	}
+	p.Publish(ctx, "b", &palmv1.PalmMessage{})
+	again, _, stop := confirm("a", "b", "c")
+	defer stop()
+	if again.Instance != first.Instance || again.Published["a"] != 5 || again.Published["b"] != 1 || again.Published["c"] != 0 {
+		t.Fatalf("second confirmation %v", again)
+	}
+	// Nobody heard b, nor the three under a, nor (most likely) the two
+	// queued for the first subscriber when it left: at least 4 dropped.
+	if d := p.Dropped(); d < 4 || d > 6 {
+		t.Errorf("Dropped() = %d, want 4 to 6", d)
+	}
+}

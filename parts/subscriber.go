@@ -75,9 +75,12 @@ type SubscriberConfig struct {
 // subscriber queues fill and they wait) instead of losing messages.
 //
 // What an upstream published under the topic while the subscription was
-// broken never reaches the stage; the upstream counts it, and on
-// subscribing again the Subscriber learns the count, logs it as a warning
-// and adds it to Missed.
+// broken never reaches the stage. The upstream counts what it publishes
+// under each topic; on subscribing again the Subscriber compares the count
+// with the one of its last subscription and what it received since, logs
+// the difference as a warning and adds it to Missed. When the upstream
+// itself restarted, what its new run published before the subscription is
+// counted; what the old run published after the break is not known.
 type Subscriber struct {
 	cfg    SubscriberConfig
 	logger hclog.Logger
@@ -170,7 +173,7 @@ func (s *Subscriber) Run(ctx context.Context, link *Link) error {
 
 // Drain ends the subscriptions and waits until every message received is
 // finished, or ctx ends. The upstreams count what they still had queued for
-// this stage as unheard.
+// this stage as dropped.
 func (s *Subscriber) Drain(ctx context.Context) error {
 	s.stop()
 	o := s.origin
@@ -190,13 +193,12 @@ func (s *Subscriber) Drain(ctx context.Context) error {
 func (s *Subscriber) follow(ctx context.Context, link *Link, u Upstream, pub palmv1.PublisherServiceClient) {
 	l := s.logger.With("upstream", u.Address, "topic", u.Topic)
 	var (
-		instance string
-		heard    uint64 // u's unheard count for the topic at our last confirmation
+		last     tally
 		delay    = s.cfg.BackoffMin
 		failures int
 	)
 	for ctx.Err() == nil {
-		confirmed, err := s.subscribe(ctx, link, u, pub, l, &instance, &heard)
+		confirmed, err := s.subscribe(ctx, link, u, pub, l, &last)
 		if ctx.Err() != nil {
 			return
 		}
@@ -221,9 +223,52 @@ func (s *Subscriber) follow(ctx context.Context, link *Link, u Upstream, pub pal
 	}
 }
 
+// tally is what a Subscriber knows of its last subscription to an
+// upstream: the upstream's run, what it had published under the topic
+// before the subscription (-1: not counted), and what came since.
+type tally struct {
+	instance  string
+	published int64
+	received  uint64
+}
+
+// account compares a new confirmation with the last subscription, counts
+// and logs what was missed in between, and starts a new tally.
+func (s *Subscriber) account(first *palmv1.SubscribeResponse, topic string, last *tally, l hclog.Logger) {
+	published := int64(-1)
+	if n, ok := first.GetPublished()[topic]; ok {
+		published = int64(n)
+	}
+	switch {
+	case last.instance == "":
+		l.Info("subscribed")
+	case published < 0:
+		l.Warn("subscribed again; the upstream does not count this topic, so what was missed while away is unknown")
+	case first.GetInstance() != last.instance:
+		// What the old run sent after the break died with it, uncounted.
+		s.missed.Add(uint64(published))
+		if published > 0 {
+			l.Warn("subscribed again to a restarted upstream; messages it published under the topic before this subscription are lost", "missed", published)
+		} else {
+			l.Info("subscribed again to a restarted upstream; nothing missed")
+		}
+	case last.published >= 0:
+		missed := published - last.published - int64(last.received)
+		if missed > 0 {
+			s.missed.Add(uint64(missed))
+			l.Warn("subscribed again; messages published under the topic while the subscription was broken are lost", "missed", missed)
+		} else {
+			l.Info("subscribed again; nothing missed")
+		}
+	default:
+		l.Info("subscribed again")
+	}
+	*last = tally{instance: first.GetInstance(), published: published}
+}
+
 // subscribe runs one subscription to u; it reports whether the upstream
 // confirmed it, and why it ended.
-func (s *Subscriber) subscribe(ctx context.Context, link *Link, u Upstream, pub palmv1.PublisherServiceClient, l hclog.Logger, instance *string, heard *uint64) (bool, error) {
+func (s *Subscriber) subscribe(ctx context.Context, link *Link, u Upstream, pub palmv1.PublisherServiceClient, l hclog.Logger, last *tally) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := pub.Subscribe(ctx, &palmv1.SubscribeRequest{Topics: []string{u.Topic}, Subscriber: s.cfg.Name}, grpc.WaitForReady(true))
@@ -237,34 +282,7 @@ func (s *Subscriber) subscribe(ctx context.Context, link *Link, u Upstream, pub 
 	if !first.GetSubscribed() {
 		return false, status.Error(codes.Internal, "the upstream sent messages before confirming the subscription")
 	}
-	n := first.GetUnheard()[u.Topic]
-	switch {
-	case *instance == "":
-		if n > 0 {
-			l.Info("subscribed; the upstream published messages under the topic before, with nobody to receive them", "unheard", n)
-		} else {
-			l.Info("subscribed")
-		}
-	case first.GetInstance() != *instance:
-		s.missed.Add(n)
-		if n > 0 {
-			l.Warn("subscribed again to a restarted upstream; messages it published under the topic before this subscription are lost", "missed", n)
-		} else {
-			l.Info("subscribed again to a restarted upstream; nothing missed")
-		}
-	default:
-		missed := n - *heard
-		if n < *heard {
-			missed = 0
-		}
-		s.missed.Add(missed)
-		if missed > 0 {
-			l.Warn("subscribed again; messages published under the topic while the subscription was broken are lost", "missed", missed)
-		} else {
-			l.Info("subscribed again; nothing missed")
-		}
-	}
-	*instance, *heard = first.GetInstance(), n
+	s.account(first, u.Topic, last, l)
 	s.connected.Add(1)
 	defer s.connected.Add(-1)
 	for {
@@ -273,6 +291,7 @@ func (s *Subscriber) subscribe(ctx context.Context, link *Link, u Upstream, pub 
 			return true, err
 		}
 		for _, p := range resp.GetPublications() {
+			last.received++
 			if err := s.admit(ctx, link, p.GetMessage()); err != nil {
 				return true, err
 			}

@@ -266,12 +266,14 @@ func TestSlowSubscriberBoundedMemory(t *testing.T) {
 }
 
 // A Pipeline whose connection to its upstream breaks subscribes again by
-// itself, and counts what the upstream published meanwhile.
+// itself, and counts what the upstream published meanwhile, also when
+// another stage (a tee) received those messages.
 func TestResubscribeCountsMissed(t *testing.T) {
 	srv := startServer(t)
 	proxy := palmtest.NewProxy(t, srv)
 	p, last := startPipeline(t, "my_pipeline", pipeline.Upstream{Address: proxy.Addr(), Topic: "my_server"}, "and I pipelined ",
 		pipeline.Backoff(5*time.Millisecond, 20*time.Millisecond))
+	tee, _ := startPipeline(t, "my_pipeline", pipeline.Upstream{Address: srv, Topic: "my_server"}, "tee ")
 	c := newClient(t, "my_server", srv, client.SubAddress(last))
 	direct := newClient(t, "my_server", srv)
 	ctx := timeout(t)
@@ -291,6 +293,9 @@ func TestResubscribeCountsMissed(t *testing.T) {
 	palmtest.Eventually(t, 10*time.Second, "the pipeline subscribes again", func() bool { return p.Subscribed() == 1 })
 	if got := p.Missed(); got != 3 {
 		t.Errorf("Missed() = %d, want 3", got)
+	}
+	if got := tee.Missed(); got != 0 {
+		t.Errorf("the tee that stayed: Missed() = %d, want 0", got)
 	}
 	got, err := c.Eval(ctx, steps, []byte("after"))
 	if err != nil || string(got) != "and I pipelined you sent me after" {

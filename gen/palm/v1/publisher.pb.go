@@ -88,11 +88,13 @@ type SubscribeResponse struct {
 	// can tell a restarted publisher from one that kept running.
 	Instance string `protobuf:"bytes,3,opt,name=instance,proto3" json:"instance,omitempty"`
 	// Set on the first response only: for each requested topic, how many
-	// messages this run of the publisher has published under it that reached
-	// no subscriber (nobody was subscribed, or a subscriber left with messages
-	// still queued for it). A subscriber that re-subscribes compares the counts
-	// with those of its previous confirmation to learn what it missed.
-	Unheard       map[string]uint64 `protobuf:"bytes,4,rep,name=unheard,proto3" json:"unheard,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// messages this run of the publisher had published under it before the
+	// subscription was in place. A subscriber that subscribes again to the
+	// same run learns what it missed while it was away: the difference from
+	// its previous confirmation, less what it received in between. A topic
+	// is missing when the publisher does not count it (it counts a bounded
+	// number of topics).
+	Published     map[string]uint64 `protobuf:"bytes,4,rep,name=published,proto3" json:"published,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -148,9 +150,9 @@ func (x *SubscribeResponse) GetInstance() string {
 	return ""
 }
 
-func (x *SubscribeResponse) GetUnheard() map[string]uint64 {
+func (x *SubscribeResponse) GetPublished() map[string]uint64 {
 	if x != nil {
-		return x.Unheard
+		return x.Published
 	}
 	return nil
 }
@@ -219,15 +221,15 @@ const file_palm_v1_publisher_proto_rawDesc = "" +
 	"\x06topics\x18\x01 \x03(\tR\x06topics\x12\x1e\n" +
 	"\n" +
 	"subscriber\x18\x02 \x01(\tR\n" +
-	"subscriber\"\x88\x02\n" +
+	"subscriber\"\x90\x02\n" +
 	"\x11SubscribeResponse\x12\x1e\n" +
 	"\n" +
 	"subscribed\x18\x01 \x01(\bR\n" +
 	"subscribed\x128\n" +
 	"\fpublications\x18\x02 \x03(\v2\x14.palm.v1.PublicationR\fpublications\x12\x1a\n" +
-	"\binstance\x18\x03 \x01(\tR\binstance\x12A\n" +
-	"\aunheard\x18\x04 \x03(\v2'.palm.v1.SubscribeResponse.UnheardEntryR\aunheard\x1a:\n" +
-	"\fUnheardEntry\x12\x10\n" +
+	"\binstance\x18\x03 \x01(\tR\binstance\x12G\n" +
+	"\tpublished\x18\x04 \x03(\v2).palm.v1.SubscribeResponse.PublishedEntryR\tpublished\x1a<\n" +
+	"\x0ePublishedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"S\n" +
 	"\vPublication\x12\x14\n" +
@@ -253,12 +255,12 @@ var file_palm_v1_publisher_proto_goTypes = []any{
 	(*SubscribeRequest)(nil),  // 0: palm.v1.SubscribeRequest
 	(*SubscribeResponse)(nil), // 1: palm.v1.SubscribeResponse
 	(*Publication)(nil),       // 2: palm.v1.Publication
-	nil,                       // 3: palm.v1.SubscribeResponse.UnheardEntry
+	nil,                       // 3: palm.v1.SubscribeResponse.PublishedEntry
 	(*PalmMessage)(nil),       // 4: palm.v1.PalmMessage
 }
 var file_palm_v1_publisher_proto_depIdxs = []int32{
 	2, // 0: palm.v1.SubscribeResponse.publications:type_name -> palm.v1.Publication
-	3, // 1: palm.v1.SubscribeResponse.unheard:type_name -> palm.v1.SubscribeResponse.UnheardEntry
+	3, // 1: palm.v1.SubscribeResponse.published:type_name -> palm.v1.SubscribeResponse.PublishedEntry
 	4, // 2: palm.v1.Publication.message:type_name -> palm.v1.PalmMessage
 	0, // 3: palm.v1.PublisherService.Subscribe:input_type -> palm.v1.SubscribeRequest
 	1, // 4: palm.v1.PublisherService.Subscribe:output_type -> palm.v1.SubscribeResponse
