@@ -149,7 +149,12 @@ func (p *Topics) count(topic string) *topicCount {
 // Publish hands m to every subscriber of topic, waiting for room in each
 // queue until ctx ends or the subscriber goes away.
 func (p *Topics) Publish(ctx context.Context, topic string, m *palmv1.PalmMessage) error {
-	c := p.count(topic)
+	p.mu.RLock()
+	c := p.counts[topic]
+	p.mu.RUnlock()
+	if c == nil {
+		c = p.count(topic) // the first message under topic
+	}
 	// Counting and finding the subscribers under one read lock keeps both
 	// in step with Subscribe, which registers and reads the count under the
 	// write lock: a message is counted before a confirmation and not sent to
