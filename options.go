@@ -1,7 +1,9 @@
 package palm
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"time"
 
@@ -34,8 +36,11 @@ func WithLogLevel(level hclog.Level) Option {
 	return func(c *config.Config) { c.LogLevel = level }
 }
 
-// WithTLS makes a server serve TLS with cfg, and a client or worker dial
-// with TLS using cfg. Default: plaintext.
+// WithTLS makes a component use TLS with cfg: a server serves with it, and
+// the connections a component opens (a client's, a worker's, a stage's to
+// its upstreams) dial with it. A component that does both, a Pipeline, a
+// Sink or a Hub, needs a config good for both sides, such as TLSFiles
+// builds. Default: plaintext.
 func WithTLS(cfg *tls.Config) Option {
 	return func(c *config.Config) { c.TLS = cfg }
 }
@@ -76,4 +81,105 @@ func WithStopTimeout(d time.Duration) Option {
 		}
 		c.StopTimeout = d
 	}
+}
+
+// Permission is what a caller may use on a palm server that requires
+// authentication (WithTokens, WithIdentities). Combine them with |.
+type Permission uint8
+
+const (
+	// UseGateway allows sending messages: palm.v1.GatewayService.
+	UseGateway Permission = 1 << iota
+	// UseCache allows the component's cache: palm.v1.CacheService.
+	UseCache
+	// UseDispatch allows taking tasks as a worker: palm.v1.DispatchService.
+	UseDispatch
+	// UseSubscribe allows receiving what the component sends on:
+	// palm.v1.PublisherService.
+	UseSubscribe
+	// UseProbes allows health and reflection when WithClosedProbes has
+	// closed them; otherwise they are open to all, for load balancers and
+	// grpcurl.
+	UseProbes
+)
+
+// The usual permissions of each role.
+const (
+	// ClientRole is what a client needs: send, use the cache, and receive
+	// its replies from the last stage of a pipeline.
+	ClientRole = UseGateway | UseCache | UseSubscribe
+	// WorkerRole is what a worker needs: take tasks and use the cache.
+	WorkerRole = UseDispatch | UseCache
+	// StageRole is what a Pipeline, a Sink or a Hub needs of the component
+	// before it: subscribe.
+	StageRole = UseSubscribe
+	// AllRoles allows everything.
+	AllRoles = UseGateway | UseCache | UseDispatch | UseSubscribe | UseProbes
+)
+
+// WithTokens makes a server require a bearer token on every call (health
+// and reflection aside, see WithClosedProbes), each token granting its
+// permissions: a call without a known token fails with Unauthenticated,
+// one whose token does not allow the service with PermissionDenied.
+// Tokens travel in the clear without TLS: combine with WithTLS. Dialers
+// send theirs with WithToken.
+func WithTokens(tokens map[string]Permission) Option {
+	return func(c *config.Config) {
+		if c.Tokens == nil {
+			c.Tokens = map[[32]byte]uint8{}
+		}
+		for t, p := range tokens {
+			if t == "" {
+				c.Fail(errors.New("palm: WithTokens: a token is empty"))
+				return
+			}
+			c.Tokens[sha256.Sum256([]byte(t))] |= uint8(p)
+		}
+	}
+}
+
+// WithIdentities makes a server grant permissions to callers that present
+// a client certificate it verified (mutual TLS, see TLSFiles.ClientAuth),
+// by the certificate's common name or any of its DNS names. It requires
+// authentication on every call as WithTokens does; both may be given.
+func WithIdentities(ids map[string]Permission) Option {
+	return func(c *config.Config) {
+		if c.Identities == nil {
+			c.Identities = map[string]uint8{}
+		}
+		for id, p := range ids {
+			c.Identities[id] |= uint8(p)
+		}
+	}
+}
+
+// WithClosedProbes makes health and reflection require UseProbes too, on a
+// server that requires authentication. Default: open to all.
+func WithClosedProbes() Option {
+	return func(c *config.Config) { c.ClosedProbes = true }
+}
+
+// WithToken makes a client, a worker or a stage send token as a bearer
+// token on every call. It needs TLS (WithTLS): gRPC refuses to send it in
+// the clear.
+func WithToken(token string) Option {
+	return func(c *config.Config) {
+		if token == "" {
+			c.Fail(errors.New("palm: WithToken: the token is empty"))
+			return
+		}
+		c.Token = token
+	}
+}
+
+// DialOptions returns the gRPC dial options palm's own dialers would use
+// with opts (TLS, token, message size limits, palm's codec, and
+// WithDialOptions last), for a raw gRPC connection to a palm component.
+// It fails when an option is invalid.
+func DialOptions(opts ...Option) ([]grpc.DialOption, error) {
+	c := config.New(opts)
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	return c.Dial(), nil
 }

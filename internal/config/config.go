@@ -4,6 +4,7 @@
 package config
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"math/bits"
@@ -39,6 +40,14 @@ type Config struct {
 	DialOptions    []grpc.DialOption
 	MaxMessageSize int
 	StopTimeout    time.Duration
+
+	// Authentication: servers check bearer tokens (by SHA-256) and client
+	// certificate names against these permissions (palm.Permission bits);
+	// dialers send Token.
+	Tokens       map[[32]byte]uint8
+	Identities   map[string]uint8
+	ClosedProbes bool
+	Token        string
 
 	role []roleOption
 	errs []error
@@ -177,6 +186,19 @@ func (c *Config) Dial(extra ...grpc.DialOption) []grpc.DialOption {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit), grpc.ForceCodecV2(Codec)),
 	}
+	if c.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.Token)))
+	}
 	opts = append(opts, extra...)
 	return append(opts, c.DialOptions...)
 }
+
+// bearer sends a token in the authorization header of every call, over
+// TLS only.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/hashicorp/go-hclog"
@@ -64,6 +65,11 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 			logging.StreamServerInterceptor(rpcLog, logging.WithLogOnEvents(logging.StartCall, logging.FinishCall), logging.WithLevels(codeLevel)),
 			recovery.StreamServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
 		),
+	}
+	if check := authFunc(cfg); check != nil {
+		opts = append(opts,
+			grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor(check)),
+			grpc.ChainStreamInterceptor(auth.StreamServerInterceptor(check)))
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"strings"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/gopalm/palm/internal/config"
+)
+
+// Permission bits, as palm.Permission defines them.
+const (
+	useGateway uint8 = 1 << iota
+	useCache
+	useDispatch
+	useSubscribe
+	useProbes
+)
+
+// needs maps a service to the permission its calls need, and names it for
+// the person denied.
+var needs = map[string]struct {
+	perm uint8
+	what string
+}{
+	"palm.v1.GatewayService":                   {useGateway, "sending messages (GatewayService)"},
+	"palm.v1.CacheService":                     {useCache, "the cache (CacheService)"},
+	"palm.v1.DispatchService":                  {useDispatch, "taking tasks as a worker (DispatchService)"},
+	"palm.v1.PublisherService":                 {useSubscribe, "subscribing (PublisherService)"},
+	"grpc.health.v1.Health":                    {useProbes, "health checks"},
+	"grpc.reflection.v1.ServerReflection":      {useProbes, "reflection"},
+	"grpc.reflection.v1alpha.ServerReflection": {useProbes, "reflection"},
+}
+
+// authFunc checks the caller of every call against cfg's tokens and
+// identities; nil when the component requires no authentication.
+func authFunc(cfg *config.Config) auth.AuthFunc {
+	if len(cfg.Tokens) == 0 && len(cfg.Identities) == 0 {
+		return nil
+	}
+	return func(ctx context.Context) (context.Context, error) {
+		method, _ := grpc.Method(ctx)
+		service := strings.TrimPrefix(method, "/")
+		if i := strings.LastIndexByte(service, '/'); i >= 0 {
+			service = service[:i]
+		}
+		need, known := needs[service]
+		if !known {
+			need.perm, need.what = 0xff, service // only a caller allowed everything
+		}
+		if need.perm == useProbes && !cfg.ClosedProbes {
+			return ctx, nil
+		}
+		granted, who := uint8(0), false
+		if token, err := auth.AuthFromMD(ctx, "bearer"); err == nil {
+			p, ok := cfg.Tokens[sha256.Sum256([]byte(token))]
+			if !ok {
+				return nil, status.Error(codes.Unauthenticated, "the bearer token is not known to this server")
+			}
+			granted, who = granted|p, true
+		}
+		for _, name := range certNames(ctx) {
+			if p, ok := cfg.Identities[name]; ok {
+				granted, who = granted|p, true
+			}
+		}
+		switch {
+		case !who:
+			return nil, status.Error(codes.Unauthenticated, "this server requires authentication: a bearer token (authorization: Bearer ...) or a client certificate it knows")
+		case granted&need.perm != need.perm:
+			return nil, status.Errorf(codes.PermissionDenied, "the caller's token or certificate does not allow %s", need.what)
+		}
+		return ctx, nil
+	}
+}
+
+// certNames are the names of the verified client certificate of the call:
+// its common name and DNS names.
+func certNames(ctx context.Context) []string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	leaf := info.State.VerifiedChains[0][0]
+	return append([]string{leaf.Subject.CommonName}, leaf.DNSNames...)
+}
