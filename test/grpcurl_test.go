@@ -3,30 +3,58 @@ package test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/internal/palmtest"
 )
 
 // grpcurlTimeout bounds one grpcurl call against the local server.
 const grpcurlTimeout = time.Minute
+
+var (
+	grpcurlOnce sync.Once
+	grpcurlPath string
+	grpcurlErr  error
+)
+
+// grpcurlBinary builds grpcurl, at the version tools/go.mod pins, once per
+// test run.
+func grpcurlBinary(t *testing.T) string {
+	t.Helper()
+	grpcurlOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "palm-grpcurl-")
+		if err != nil {
+			grpcurlErr = err
+			return
+		}
+		grpcurlPath = filepath.Join(dir, "grpcurl")
+		r := run(t, toolTimeout, repoRoot(t), goCommand(t), "build", "-modfile=tools/go.mod", "-o", grpcurlPath, "github.com/fullstorydev/grpcurl/cmd/grpcurl")
+		if r.err != nil {
+			grpcurlErr = fmt.Errorf("building grpcurl failed:\n%v", r)
+		}
+		t.Logf("building grpcurl took %v", r.took.Round(time.Millisecond))
+	})
+	if grpcurlErr != nil {
+		t.Fatal(grpcurlErr)
+	}
+	return grpcurlPath
+}
 
 // TestGrpcurl talks to a standalone server over real TCP with grpcurl, as
 // someone exploring palm without a palm client would: it relies only on
 // server reflection and palm's JSON mapping.
 func TestGrpcurl(t *testing.T) {
 	t.Parallel()
-	gocmd := goCommand(t)
 	root := repoRoot(t)
-
-	grpcurl := filepath.Join(t.TempDir(), "grpcurl")
-	r := run(t, toolTimeout, root, gocmd, "build", "-modfile=tools/go.mod", "-o", grpcurl, "github.com/fullstorydev/grpcurl/cmd/grpcurl")
-	if r.err != nil {
-		t.Fatalf("building grpcurl failed:\n%v", r)
-	}
-	t.Logf("building grpcurl took %v", r.took.Round(time.Millisecond))
+	grpcurl := grpcurlBinary(t)
 
 	addr, _ := serveTCP(t)
 	// call runs grpcurl against the server: with data as the request body
@@ -153,4 +181,50 @@ func TestGrpcurl(t *testing.T) {
 			}
 		}
 	})
+}
+
+// grpcurl reaches a TLS server with --cacert, and with --cert and --key
+// when the server requires client certificates.
+func TestGrpcurlTLS(t *testing.T) {
+	t.Parallel()
+	grpcurl := grpcurlBinary(t)
+	ca := palmtest.NewCA(t, "palm")
+	cert, key, _ := ca.Issue(t, "my_server")
+	ccert, ckey, _ := ca.Issue(t, "operator")
+	for _, tc := range []struct {
+		name   string
+		server palm.TLSFiles
+		flags  []string
+	}{
+		{"tls", palm.TLSFiles{Cert: cert, Key: key}, []string{"-cacert", ca.File}},
+		{"mtls", palm.TLSFiles{CACert: ca.File, Cert: cert, Key: key, ClientAuth: true}, []string{"-cacert", ca.File, "-cert", ccert, "-key", ckey}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := tc.server.Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr, _ := serveTCP(t, palm.WithTLS(cfg))
+			grpc := func(args ...string) result {
+				args = append(append(append([]string{"-connect-timeout", "10"}, tc.flags...), args[:len(args)-1]...), addr, args[len(args)-1])
+				return run(t, grpcurlTimeout, repoRoot(t), grpcurl, args...)
+			}
+			if r := grpc("list"); r.err != nil || !strings.Contains(r.stdout, "palm.v1.GatewayService") {
+				t.Fatalf("list over TLS:\n%v", r)
+			}
+			r := grpc("-d", `{"message":{"function":"my_server.foo","payload":"YSBtZXNzYWdl"}}`, "palm.v1.GatewayService/Eval")
+			if r.err != nil || !strings.Contains(r.stdout, base64.StdEncoding.EncodeToString([]byte("you sent me a message"))) {
+				t.Fatalf("Eval over TLS:\n%v", r)
+			}
+			if tc.name == "mtls" {
+				noCert := append([]string{"-connect-timeout", "5", "-cacert", ca.File}, addr, "list")
+				if r := run(t, grpcurlTimeout, repoRoot(t), grpcurl, noCert...); r.err == nil {
+					t.Fatalf("grpcurl without a client certificate was let in:\n%v", r)
+				}
+			}
+			if r := run(t, grpcurlTimeout, repoRoot(t), grpcurl, "-plaintext", "-connect-timeout", "5", addr, "list"); r.err == nil {
+				t.Fatalf("plaintext grpcurl was let in:\n%v", r)
+			}
+		})
+	}
 }

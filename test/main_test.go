@@ -5,13 +5,20 @@
 package test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
 // TestMain fails the package when a test leaves goroutines behind, such as
-// a server that did not stop.
+// a server that did not stop, and removes the tools it built.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if grpcurlPath != "" {
+			os.RemoveAll(filepath.Dir(grpcurlPath))
+		}
+		os.Exit(code)
+	}))
 }
