@@ -183,3 +183,25 @@ func DialOptions(opts ...Option) ([]grpc.DialOption, error) {
 	}
 	return c.Dial(), nil
 }
+
+// WithKeepalive sets how long a connection may be silent before palm pings
+// the other side, and how long it then waits for the answer before it
+// closes the connection as dead: a worker, a stage or a client that
+// vanished without closing (a crash of its machine, a network cut, a
+// stopped process) is noticed within interval + timeout, and a master
+// hands that worker's tasks to others. It applies to a server's
+// connections and to those a component dials. Default: 30 s and 10 s.
+//
+// Servers accept pings from their peers every 5 s or more (the common gRPC
+// runtimes ping no more often than every 10 s), or every interval when
+// that is shorter, so a dialer whose interval is under 5 s needs servers
+// with the same setting.
+func WithKeepalive(interval, timeout time.Duration) Option {
+	return func(c *config.Config) {
+		if interval <= 0 || timeout <= 0 {
+			c.Fail(fmt.Errorf("palm: WithKeepalive(%v, %v): both must be positive", interval, timeout))
+			return
+		}
+		c.KeepaliveTime, c.KeepaliveTimeout = interval, timeout
+	}
+}

@@ -428,3 +428,35 @@ func TestGracefulMasterStop(t *testing.T) {
 	default:
 	}
 }
+
+// A worker that stops answering without closing its connection (its
+// process stopped with SIGSTOP: the kernel keeps the TCP connection open)
+// is noticed by the master's keepalive, well before the default 40 s, and
+// the tasks it held go to the other worker: every message gets exactly one
+// reply.
+func TestStoppedWorkerNoticed(t *testing.T) {
+	bin := testworkerBinary(t)
+	t.Parallel()
+	m, addr := startMaster(t, palm.WithKeepalive(300*time.Millisecond, 300*time.Millisecond))
+	victim := startWorker(t, bin, addr, "victim", "--credit", "4", "--delay", "2ms")
+	startWorker(t, bin, addr, "survivor", "--credit", "4", "--delay", "2ms")
+	waitWorkers(t, m, 2)
+	t.Cleanup(func() { victim.signal(t, syscall.SIGCONT) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), jobTimeout)
+	defer cancel()
+	payloads := numbered("", 1000)
+	tl := newTally()
+	for reply, err := range newClient(t, addr).Job(ctx, "server.foo", payloads) {
+		if err := tl.record(reply, err); err != nil {
+			t.Fatalf("the job failed after %d replies: %v", tl.replies, err)
+		}
+		if tl.replies == 100 {
+			victim.signal(t, syscall.SIGSTOP)
+		}
+	}
+	tl.checkNoErrors(t)
+	tl.checkEachOnce(t, payloads)
+	palmtest.Eventually(t, 10*time.Second, "the master lets the stopped worker go", func() bool { return m.Workers() == 1 })
+	t.Logf("replies by worker: %v", tl.byWorker)
+}

@@ -19,7 +19,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
@@ -314,7 +313,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // dialOptions are the worker's gRPC dial options: palm's shared ones, the
-// worker's backoff and keepalive, then the user's.
+// worker's backoff, then the user's.
 func (w *Worker) dialOptions() []grpc.DialOption {
 	return w.cfg.Dial(
 		// The worker's Backoff also paces gRPC's reconnection of the
@@ -324,8 +323,5 @@ func (w *Worker) dialOptions() []grpc.DialOption {
 			Backoff:           backoff.Config{BaseDelay: w.set.backoffMin, Multiplier: 2, Jitter: 0.2, MaxDelay: w.set.backoffMax},
 			MinConnectTimeout: 20 * time.Second,
 		}),
-		// Detect a master that vanished without closing the connection.
-		// palm servers accept pings every 5 s or more.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)
 }

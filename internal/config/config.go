@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 )
 
@@ -26,6 +27,18 @@ const DefaultMaxMessageSize = 4 << 20
 
 // DefaultStopTimeout bounds a server's graceful stop.
 const DefaultStopTimeout = 10 * time.Second
+
+// Default keepalive: ping a connection silent for DefaultKeepaliveTime,
+// close it when the ping is not answered within DefaultKeepaliveTimeout.
+const (
+	DefaultKeepaliveTime    = 30 * time.Second
+	DefaultKeepaliveTimeout = 10 * time.Second
+)
+
+// MinPingInterval is the shortest interval between a peer's pings that
+// servers accept by default (with a shorter KeepaliveTime of their own,
+// that one).
+const MinPingInterval = 5 * time.Second
 
 // Slack is the room a gRPC message needs beyond its payload for the other
 // fields of a PalmMessage: gRPC limits are the payload limit plus this.
@@ -40,6 +53,9 @@ type Config struct {
 	DialOptions    []grpc.DialOption
 	MaxMessageSize int
 	StopTimeout    time.Duration
+
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
 
 	// Authentication: servers check bearer tokens (by SHA-256) and client
 	// certificate names against these permissions (palm.Permission bits);
@@ -64,7 +80,13 @@ type Option func(*Config)
 
 // New applies opts over the defaults.
 func New(opts []Option) *Config {
-	c := &Config{LogLevel: hclog.NoLevel, MaxMessageSize: DefaultMaxMessageSize, StopTimeout: DefaultStopTimeout}
+	c := &Config{
+		LogLevel:         hclog.NoLevel,
+		MaxMessageSize:   DefaultMaxMessageSize,
+		StopTimeout:      DefaultStopTimeout,
+		KeepaliveTime:    DefaultKeepaliveTime,
+		KeepaliveTimeout: DefaultKeepaliveTimeout,
+	}
 	for _, o := range opts {
 		if o != nil {
 			o(c)
@@ -186,6 +208,8 @@ func (c *Config) Dial(extra ...grpc.DialOption) []grpc.DialOption {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit), grpc.ForceCodecV2(Codec)),
 	}
+	// Notice a server that vanished without closing the connection.
+	opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.KeepaliveTime, Timeout: c.KeepaliveTimeout, PermitWithoutStream: true}))
 	if c.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.Token)))
 	}

@@ -53,8 +53,9 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 		grpc.MaxSendMsgSize(cfg.MaxMessageSize + config.Slack),
 		// Accept the keepalive pings of palm's dialers and of the common
 		// gRPC runtimes, which ping no more often than every 10 s.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: min(config.MinPingInterval, cfg.KeepaliveTime), PermitWithoutStream: true}),
+		// Notice a peer that vanished without closing the connection.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		// Logging outside recovery, so that a recovered panic is logged
 		// as the Internal status it became.
 		grpc.ChainUnaryInterceptor(
