@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/gopalm/palm/internal/config"
@@ -204,4 +206,30 @@ func WithKeepalive(interval, timeout time.Duration) Option {
 		}
 		c.KeepaliveTime, c.KeepaliveTimeout = interval, timeout
 	}
+}
+
+// WithMetrics makes a component count Prometheus metrics into reg: gRPC
+// server and client metrics (go-grpc-middleware's Prometheus provider) and
+// palm's own — messages in and out and function errors by step, workers
+// connected, tasks queued, in flight and redelivered, subscriptions and the
+// messages waiting in their queues, messages dropped and missed, cache
+// keys — all labelled with the component's name and kind. Several
+// components may share reg; two with the same name may not serve at once.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(c *config.Config) { c.Metrics = reg }
+}
+
+// WithMetricsAddress makes a server serve its metrics at /metrics over
+// HTTP on addr, a listener of its own beside its gRPC one, while it
+// serves: from the registry given with WithMetrics (which must then also
+// be a prometheus.Gatherer), or from a registry of its own with the Go
+// runtime's and the process's metrics too.
+func WithMetricsAddress(addr string) Option {
+	return func(c *config.Config) { c.MetricsAddress = addr }
+}
+
+// WithMetricsListener is WithMetricsAddress on a listener the caller
+// opened; the server closes it when it stops.
+func WithMetricsListener(lis net.Listener) Option {
+	return func(c *config.Config) { c.MetricsListener = lis }
 }

@@ -56,6 +56,7 @@ func NewHub(name string, from Upstream, opts ...palm.Option) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master: hub %s: %w", name, err)
 	}
+	m.missed = sub.Missed
 	return &Hub{Master: m, sub: sub}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/metrics"
 	"github.com/gopalm/palm/internal/server"
 	"github.com/gopalm/palm/kv"
 	"github.com/gopalm/palm/parts"
@@ -31,6 +32,8 @@ import (
 // its client's deadline.
 type Master struct {
 	name     string
+	kind     string        // master or hub
+	missed   func() uint64 // a hub's Missed
 	cfg      *config.Config
 	settings settings
 	logger   hclog.Logger
@@ -173,7 +176,7 @@ func newMaster(kind, name string, opts []palm.Option) (*Master, error) {
 			return nil, fmt.Errorf("master: PresetCache: %w", err)
 		}
 	}
-	m := &Master{name: name, cfg: cfg, settings: st, logger: cfg.NamedLogger(name), store: st.store}
+	m := &Master{name: name, kind: strings.ToLower(kind), cfg: cfg, settings: st, logger: cfg.NamedLogger(name), store: st.store}
 	if m.store == nil {
 		m.store = kv.NewMemory()
 	}
@@ -251,6 +254,11 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	}
 	topics := parts.NewTopics(0, m.logger)
 	r := parts.NewRouter(m.logger)
+	var meter *parts.Meter
+	if m.cfg.MetricsWanted() {
+		meter = parts.NewMeter()
+		r.SetMeter(meter)
+	}
 	next := "replies"
 	if m.settings.gather != nil {
 		next = "gather"
@@ -258,7 +266,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	regs := []error{
 		r.Inbound("in", in, "dispatch"),
 		r.Outbound("dispatch", disp, next, 0),
-		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: m.logger}, "", 0),
+		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Meter: meter, Logger: m.logger}, "", 0),
 	}
 	if m.settings.gather != nil {
 		regs = append(regs, r.Outbound("gather", &parts.Gather{Fn: m.settings.gather, Logger: m.logger}, "replies", 0))
@@ -268,6 +276,19 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 		return err
 	}
 	srv := server.New(m.cfg, m.logger)
+	srv.Observe(m.name, metrics.Source{
+		Kind:            m.kind,
+		Meter:           meter,
+		Workers:         disp.Workers,
+		Queued:          disp.Queued,
+		InFlight:        disp.InFlight,
+		Redelivered:     disp.Redelivered,
+		Subscribers:     topics.Subscribers,
+		SubscriberQueue: topics.Queued,
+		Dropped:         topics.Dropped,
+		Missed:          m.missed,
+		CacheKeys:       metrics.CacheKeys(m.store),
+	})
 	register(srv)
 	srv.Register(&palmv1.DispatchService_ServiceDesc, disp)
 	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)

@@ -54,8 +54,10 @@ type Dispatcher struct {
 	nextID   atomic.Uint64
 	nextTask uint64 // owned by Run
 
-	workers atomic.Int64
-	queued  atomic.Int64
+	workers     atomic.Int64
+	queued      atomic.Int64
+	inflight    atomic.Int64
+	redelivered atomic.Uint64
 }
 
 // DispatcherConfig configures a Dispatcher.
@@ -100,6 +102,13 @@ func (d *Dispatcher) Workers() int { return int(d.workers.Load()) }
 
 // Queued is the number of tasks waiting for a worker.
 func (d *Dispatcher) Queued() int { return int(d.queued.Load()) }
+
+// InFlight is the number of tasks held by workers, not yet done.
+func (d *Dispatcher) InFlight() int { return int(d.inflight.Load()) }
+
+// Redelivered is the number of tasks put back in the queue, for another
+// worker, because the worker holding them left.
+func (d *Dispatcher) Redelivered() uint64 { return d.redelivered.Load() }
 
 type eventKind int
 
@@ -163,6 +172,7 @@ func (d *Dispatcher) Run(ctx context.Context, link *Link) error {
 			return nil
 		}
 		d.queued.Store(int64(core.Queued()))
+		d.inflight.Store(int64(core.InFlight()))
 	}
 }
 
@@ -250,7 +260,9 @@ func (d *Dispatcher) handle(ctx context.Context, link *Link, core *dispatch.Core
 		}
 		delete(workers, w.id)
 		d.workers.Store(int64(len(workers)))
+		held := core.InFlight()
 		failed := core.Leave(w.id)
+		d.redelivered.Add(uint64(max(0, held-core.InFlight()-len(failed))))
 		d.logger.Info("worker left", "worker", w.name, "given up", len(failed))
 		for _, t := range failed {
 			st := t.Value.(*taskState)
@@ -281,10 +293,13 @@ func (d *Dispatcher) handle(ctx context.Context, link *Link, core *dispatch.Core
 			}
 			var err error
 			if e := done.GetError(); e != nil {
-				err = status.Error(codes.Code(e.GetCode()), e.GetMessage())
-				if codes.Code(e.GetCode()) == codes.OK {
-					err = status.Error(codes.Unknown, e.GetMessage())
+				// A failure is never OK, and a code gRPC does not define
+				// means nothing to the client: both become Unknown.
+				code := codes.Code(e.GetCode())
+				if code == codes.OK || code > codes.Unauthenticated {
+					code = codes.Unknown
 				}
+				err = status.Error(code, e.GetMessage())
 			}
 			if err := d.finish(ctx, link, t.Value.(*taskState), err); err != nil {
 				return err

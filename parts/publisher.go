@@ -108,6 +108,23 @@ func (p *Topics) Subscribers() int {
 	return p.subs
 }
 
+// Queued is the number of messages waiting in the subscribers' queues.
+func (p *Topics) Queued() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	seen := map[*subscriber]struct{}{}
+	n := 0
+	for _, set := range p.byTopic {
+		for s := range set {
+			if _, ok := seen[s]; !ok {
+				seen[s] = struct{}{}
+				n += len(s.ch)
+			}
+		}
+	}
+	return n
+}
+
 // Close ends every subscription once what is queued for it is sent, and
 // refuses new ones with Unavailable: call it when the component stops,
 // after the last Publish. Subscribers of palm subscribe again, to the

@@ -6,6 +6,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/route"
 )
 
 // StreamHandler chooses where a message goes next: the topic it is sent
@@ -47,6 +48,9 @@ type Replies struct {
 	// Publisher receives messages that do not go back to their origin; nil
 	// drops them with a debug log (nobody subscribed).
 	Publisher Publisher
+	// Meter counts the results sent on and the error replies; nil counts
+	// nothing.
+	Meter *Meter
 	// Logger; nil is quiet.
 	Logger hclog.Logger
 }
@@ -72,6 +76,9 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 		_, detached := e.Origin.(Detached)
 		direct := e.Origin != nil && !detached
 		if m := e.Msg; m != nil {
+			if r.Meter != nil {
+				r.count(m)
+			}
 			topic, next := ToClient(m)
 			if m.Error == nil || !direct {
 				topic, next = handle(m)
@@ -94,5 +101,21 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 		if err := e.Origin.Deliver(ctx, out); err != nil {
 			logger.Debug("reply not delivered: the client has gone", "client", e.Msg.GetClient(), "sequence", e.Sequence, "error", err)
 		}
+	}
+}
+
+// count counts m in the Meter: as a failure of the step its error names,
+// or as a result of its current step.
+func (r *Replies) count(m *palmv1.PalmMessage) {
+	if f := m.GetError().GetFunction(); f != "" {
+		r.Meter.Failed(f)
+		return
+	}
+	step, err := route.Current(m)
+	switch {
+	case m.GetError() != nil:
+		r.Meter.Failed(step.String())
+	case err == nil:
+		r.Meter.Out(step.String())
 	}
 }

@@ -86,6 +86,7 @@ type node struct {
 // Registration is not safe for concurrent use; Run and the links it hands to
 // parts are.
 type Router struct {
+	meter   *Meter
 	logger  hclog.Logger
 	nodes   map[string]*node
 	order   []*node
@@ -99,6 +100,10 @@ func NewRouter(logger hclog.Logger) *Router {
 	}
 	return &Router{logger: logger, nodes: map[string]*node{}}
 }
+
+// SetMeter makes the router count in m each message its inbound parts
+// send, by the step it asks for. Call it before Run.
+func (r *Router) SetMeter(m *Meter) { r.meter = m }
 
 // ErrUnknownPart is returned when a route or a SendTo names no registered part.
 var ErrUnknownPart = errors.New("parts: no such part")
@@ -212,6 +217,9 @@ func (l *Link) Inbox() <-chan Envelope { return l.node.inbox }
 func (l *Link) Send(ctx context.Context, e Envelope) error {
 	if l.out == nil {
 		return fmt.Errorf("parts: part %q has no route", l.node.name)
+	}
+	if m := l.router.meter; m != nil && l.node.kind == inbound {
+		m.In(e.Step.String())
 	}
 	select {
 	case l.out <- e:

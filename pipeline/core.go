@@ -23,6 +23,8 @@ type core struct {
 	settings settings
 	logger   hclog.Logger
 
+	missed func() uint64 // a stage's Missed; nil on a Server
+
 	mu       sync.Mutex // serializes Handle
 	handlers atomic.Pointer[map[string]palm.Handler]
 	served   atomic.Bool

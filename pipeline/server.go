@@ -9,6 +9,7 @@ import (
 
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/metrics"
 	"github.com/gopalm/palm/internal/server"
 	"github.com/gopalm/palm/parts"
 )
@@ -79,15 +80,29 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 		handle = parts.NextStage(c.name)
 	}
 	r := parts.NewRouter(c.logger)
+	var meter *parts.Meter
+	if c.cfg.MetricsWanted() {
+		meter = parts.NewMeter()
+		r.SetMeter(meter)
+	}
 	if err := errors.Join(
 		r.Inbound("in", in, "functions"),
 		r.Outbound("functions", &parts.Functions{Lookup: c.lookup, Concurrency: c.settings.concurrency, Logger: c.logger}, "replies", 0),
-		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: c.logger}, "", 0),
+		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Meter: meter, Logger: c.logger}, "", 0),
 	); err != nil {
 		lis.Close()
 		return err
 	}
 	srv := server.New(c.cfg, c.logger)
+	srv.Observe(c.name, metrics.Source{
+		Kind:            strings.ToLower(c.kind),
+		Meter:           meter,
+		Subscribers:     topics.Subscribers,
+		SubscriberQueue: topics.Queued,
+		Dropped:         topics.Dropped,
+		Missed:          c.missed,
+		CacheKeys:       metrics.CacheKeys(c.settings.store),
+	})
 	register(srv)
 	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)
 	srv.RegisterCache(c.settings.store)

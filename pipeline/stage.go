@@ -94,6 +94,7 @@ func newStage(kind, name string, from []Upstream, opts []palm.Option) (*stage, e
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %s %s: %w", kind, name, err)
 	}
+	c.missed = sub.Missed
 	return &stage{core: c, sub: sub}, nil
 }
 

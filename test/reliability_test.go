@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -40,7 +41,8 @@ const jobTimeout = 30 * time.Second
 func TestWorkerKilledMidJob(t *testing.T) {
 	bin := testworkerBinary(t)
 	t.Parallel()
-	m, addr := startMaster(t)
+	reg := prometheus.NewRegistry()
+	m, addr := startMaster(t, palm.WithMetrics(reg))
 	victim := startWorker(t, bin, addr, "victim", "--credit", "4", "--delay", "2ms")
 	startWorker(t, bin, addr, "survivor", "--credit", "4", "--delay", "2ms")
 	waitWorkers(t, m, 2)
@@ -71,6 +73,29 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		t.Errorf("the survivor answered nothing after the kill: %v at the kill, %v at the end", atKill, tl.byWorker)
 	}
 	t.Logf("replies by worker: %v at the kill, %v at the end", atKill, tl.byWorker)
+	if n := gathered(t, reg, "palm_tasks_redelivered_total"); n < 1 || n > 4 {
+		t.Errorf("palm_tasks_redelivered_total = %v; the victim held 1 to 4 tasks (its credit)", n)
+	}
+}
+
+// gathered returns the value of the one sample of the metric name in reg.
+func gathered(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			m := f.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 // A message that kills every worker that takes it fails alone, with

@@ -4,9 +4,13 @@
 package config
 
 import (
+	"net"
+
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/gopalm/palm/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	"math/bits"
 	"reflect"
 	"sync"
@@ -56,6 +60,12 @@ type Config struct {
 
 	KeepaliveTime    time.Duration
 	KeepaliveTimeout time.Duration
+
+	// Metrics: the registry a component's metrics go to, and where it
+	// serves /metrics itself.
+	Metrics         prometheus.Registerer
+	MetricsAddress  string
+	MetricsListener net.Listener
 
 	// Authentication: servers check bearer tokens (by SHA-256) and client
 	// certificate names against these permissions (palm.Permission bits);
@@ -128,6 +138,11 @@ func ApplyRole[T any](c *Config, component string, s *T) error {
 		r.apply(s)
 	}
 	return c.Err()
+}
+
+// MetricsWanted reports whether the component should count metrics.
+func (c *Config) MetricsWanted() bool {
+	return c.Metrics != nil || c.MetricsAddress != "" || c.MetricsListener != nil
 }
 
 // NamedLogger returns the component's logger: the configured logger, or a
@@ -207,6 +222,10 @@ func (c *Config) Dial(extra ...grpc.DialOption) []grpc.DialOption {
 		experimental.WithBufferPool(BufferPool),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit), grpc.ForceCodecV2(Codec)),
+	}
+	if c.Metrics != nil {
+		m := metrics.ClientMetrics(c.Metrics)
+		opts = append(opts, grpc.WithChainUnaryInterceptor(m.UnaryClientInterceptor()), grpc.WithChainStreamInterceptor(m.StreamClientInterceptor()))
 	}
 	// Notice a server that vanished without closing the connection.
 	opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.KeepaliveTime, Timeout: c.KeepaliveTimeout, PermitWithoutStream: true}))

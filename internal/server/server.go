@@ -7,6 +7,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/gopalm/palm/internal/metrics"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"runtime/debug"
 	"time"
@@ -37,6 +41,12 @@ type Server struct {
 	logger  hclog.Logger
 	cfg     *config.Config
 	serving []string // services health reports SERVING once Serve starts
+
+	// Metrics, when the component wants them: the gRPC server metrics its
+	// interceptors count, and the component's own (Observe).
+	prom   *grpcprom.ServerMetrics
+	name   string
+	source metrics.Source
 }
 
 // New builds the gRPC server for a component. Register its services with
@@ -67,6 +77,14 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 			recovery.StreamServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
 		),
 	}
+	var prom *grpcprom.ServerMetrics
+	if cfg.MetricsWanted() {
+		// Counted before authentication, so refused calls show too.
+		prom = grpcprom.NewServerMetrics()
+		opts = append(opts,
+			grpc.ChainUnaryInterceptor(prom.UnaryServerInterceptor()),
+			grpc.ChainStreamInterceptor(prom.StreamServerInterceptor()))
+	}
 	if check := authFunc(cfg); check != nil {
 		opts = append(opts,
 			grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor(check)),
@@ -80,7 +98,7 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, logger: logger, cfg: cfg}
+	return &Server{GRPC: g, Health: h, logger: logger, cfg: cfg, prom: prom}
 }
 
 func panicHandler(logger hclog.Logger) recovery.RecoveryHandlerFunc {
@@ -125,11 +143,71 @@ func (s *Server) RegisterCache(store kv.Store) {
 	s.Register(&palmv1.CacheService_ServiceDesc, kv.NewService(store, kv.WithMaxValueSize(s.cfg.MaxMessageSize), kv.WithLogger(s.logger)))
 }
 
+// Observe names the component and where its metrics come from; they are
+// registered while it serves, when metrics are wanted (palm.WithMetrics,
+// WithMetricsAddress, WithMetricsListener).
+func (s *Server) Observe(name string, src metrics.Source) { s.name, s.source = name, src }
+
+// startMetrics registers the component's metrics and serves /metrics when
+// asked to, until ctx ends; the returned function undoes it.
+func (s *Server) startMetrics(ctx context.Context) (func(), error) {
+	if s.prom == nil {
+		return func() {}, nil
+	}
+	s.prom.InitializeMetrics(s.GRPC)
+	reg := s.cfg.Metrics
+	var gatherer prometheus.Gatherer
+	if reg == nil {
+		own := metrics.NewRegistry()
+		reg, gatherer = own, own
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		gatherer = g
+	}
+	set, err := metrics.Register(reg, s.name, s.source, s.prom)
+	if err != nil {
+		return nil, err
+	}
+	lis := s.cfg.MetricsListener
+	if lis == nil && s.cfg.MetricsAddress != "" {
+		if lis, err = net.Listen("tcp", s.cfg.MetricsAddress); err != nil {
+			set.Unregister()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	if lis == nil {
+		return set.Unregister, nil
+	}
+	if gatherer == nil {
+		lis.Close()
+		set.Unregister()
+		return nil, errors.New("metrics: the registry given with WithMetrics cannot be read (it is not a prometheus.Gatherer), so it cannot be served")
+	}
+	httpCtx, stop := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := metrics.Serve(httpCtx, lis, gatherer, s.logger); err != nil {
+			s.logger.Error("serving metrics failed", "error", err)
+		}
+	}()
+	return func() { stop(); <-served; set.Unregister() }, nil
+}
+
 // Serve serves on lis until ctx ends or serving fails. Then it reports
 // NOT_SERVING, calls drain (bounded by the stop timeout) so the component
 // can finish what it holds, stops gracefully within what is left of the
 // bound, and force-stops after it. It returns nil after a stop caused by ctx.
 func (s *Server) Serve(ctx context.Context, lis net.Listener, drain func(context.Context) error) error {
+	stopMetrics, err := s.startMetrics(context.Background())
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer stopMetrics()
+	return s.serve(ctx, lis, drain)
+}
+
+func (s *Server) serve(ctx context.Context, lis net.Listener, drain func(context.Context) error) error {
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, name := range s.serving {
 		s.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)

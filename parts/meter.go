@@ -1,0 +1,88 @@
+package parts
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// maxMeterFunctions bounds the functions a Meter counts one by one; past
+// it, new ones count under OtherFunction, so that clients naming endless
+// functions cannot grow it without end.
+const maxMeterFunctions = 1000
+
+// OtherFunction is the name a Meter counts functions under once it counts
+// maxMeterFunctions (1000) others.
+const OtherFunction = "other"
+
+// Meter counts the messages that pass through a component, by step, for
+// its metrics: In as they enter (counted by the Router as its inbound parts
+// send them), Out as results go on and Failed for error replies (counted by
+// Replies). A nil *Meter counts nothing. Its methods are safe for
+// concurrent use.
+type Meter struct {
+	mu    sync.RWMutex
+	steps map[string]*stepCount
+}
+
+type stepCount struct {
+	in, out, failed atomic.Uint64
+}
+
+// NewMeter returns an empty Meter.
+func NewMeter() *Meter { return &Meter{steps: map[string]*stepCount{}} }
+
+func (m *Meter) count(step string) *stepCount {
+	m.mu.RLock()
+	c := m.steps[step]
+	m.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c = m.steps[step]; c != nil {
+		return c
+	}
+	if len(m.steps) >= maxMeterFunctions {
+		step = OtherFunction
+		if c = m.steps[step]; c != nil {
+			return c
+		}
+	}
+	c = &stepCount{}
+	m.steps[step] = c
+	return c
+}
+
+// In counts a message entering for step.
+func (m *Meter) In(step string) {
+	if m != nil {
+		m.count(step).in.Add(1)
+	}
+}
+
+// Out counts a result of step sent on.
+func (m *Meter) Out(step string) {
+	if m != nil {
+		m.count(step).out.Add(1)
+	}
+}
+
+// Failed counts an error reply of step.
+func (m *Meter) Failed(step string) {
+	if m != nil {
+		m.count(step).failed.Add(1)
+	}
+}
+
+// Steps calls f with the counts of each step, in no order.
+func (m *Meter) Steps(f func(step string, in, out, failed uint64)) {
+	if m == nil {
+		return
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for s, c := range m.steps {
+		f(s, c.in.Load(), c.out.Load(), c.failed.Load())
+	}
+}
