@@ -4,13 +4,17 @@
 //
 // The components live in their own packages:
 //
-//   - pipeline: the standalone Server (and, later, Pipeline and Sink stages)
+//   - pipeline: the standalone Server, and the Pipeline and Sink stages
+//   - master: the Master and the Hub, which spread messages over workers
+//   - worker: the Worker of a master or a hub
 //   - client: the Client that sends messages and uses a server's cache
 //   - kv: the cache every server carries, as a Store interface and a gRPC service
 //   - parts: the router core servers are composed from
 //
 // This package holds what they share: the Option type every constructor
-// takes and the Handler type user functions implement.
+// takes (logging, limits, keepalive, TLS from files that reload, tokens and
+// identities with per-service permissions, Prometheus metrics) and the
+// Handler type user functions implement.
 //
 // A server with one function, and a client calling it:
 //

@@ -72,7 +72,11 @@ func (c *common) client(server string, stderr io.Writer) (*client.Client, error)
 	if err != nil {
 		return nil, err
 	}
-	opts := []palm.Option{palm.WithLogger(logger)}
+	opts, err := c.security.options(c.address)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, palm.WithLogger(logger))
 	if c.session != "" {
 		opts = append(opts, client.Session(c.session))
 	}

@@ -3,6 +3,7 @@
 //	palm demo                          run a server and a client in one process
 //	palm eval my_server.foo 'a message' call a function on a running server
 //	palm kv get|set|delete|keys        use a running server's cache
+//	palm health ADDRESS                check that a component serves
 //
 // Every flag has an environment twin: --address is PALM_ADDRESS, and so on;
 // a flag given on the command line wins over its twin.
@@ -40,6 +41,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
+	if errors.Is(err, errSilent) {
+		return 1
+	}
 	// A gRPC status is a failure of the call, whatever its message says
 	// (a missing key named "flag" is not a usage error), so it is looked
 	// at before cobra's usage errors, which are recognised by their words.
@@ -66,12 +70,16 @@ func usageFailure(stderr io.Writer, err error) int {
 
 type usageError struct{ error }
 
+// errSilent fails a command that has already said why.
+var errSilent = errors.New("failed")
+
 // common holds the flags every client verb shares.
 type common struct {
 	address  string
 	server   string
 	session  string
 	logLevel string
+	security security
 }
 
 func newRoot(stdin io.Reader) *cobra.Command {
@@ -91,7 +99,8 @@ func newRoot(stdin io.Reader) *cobra.Command {
 	pf.StringVar(&c.server, "server", "", "name of the server (default: the server named by the function, or \"palm\")")
 	pf.StringVar(&c.session, "session", "", "session: a prefix for every cache key, as the original's session")
 	pf.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error or off")
-	root.AddCommand(newDemo(&c), newEval(&c, stdin), newKV(&c, stdin))
+	c.security.flags(pf)
+	root.AddCommand(newDemo(&c), newEval(&c, stdin), newKV(&c, stdin), newHealth(&c))
 	return root
 }
 

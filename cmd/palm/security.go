@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/spf13/pflag"
+
+	"github.com/gopalm/palm"
+)
+
+// security holds the TLS and authentication flags, named as grpcurl's.
+type security struct {
+	files     palm.TLSFiles
+	plaintext bool
+	token     string
+}
+
+func (s *security) flags(pf *pflag.FlagSet) {
+	pf.StringVar(&s.files.CACert, "cacert", "", "file of the CA certificates that verify the server (TLS; default: the system's roots when another TLS flag is given)")
+	pf.StringVar(&s.files.Cert, "cert", "", "file of the client certificate, for servers that require one (mutual TLS)")
+	pf.StringVar(&s.files.Key, "key", "", "file of the client certificate's private key")
+	pf.StringVar(&s.files.ServerName, "servername", "", "name the server's certificate must be valid for (default: the host of --address)")
+	pf.BoolVar(&s.files.Insecure, "insecure", false, "TLS without verifying the server's certificate (for tests only)")
+	pf.BoolVar(&s.plaintext, "plaintext", false, "talk without TLS; needed for an address that is not on this machine's loopback")
+	pf.StringVar(&s.token, "token", "", "bearer token to send, for servers that require one (needs TLS)")
+}
+
+// options returns the palm options of the flags for talking to address.
+// Without TLS flags, plaintext is used on the loopback interface or with
+// --plaintext, and refused otherwise.
+func (s *security) options(address string) ([]palm.Option, error) {
+	f := s.files
+	tlsWanted := f.CACert != "" || f.Cert != "" || f.Key != "" || f.ServerName != "" || f.Insecure
+	var opts []palm.Option
+	switch {
+	case tlsWanted && s.plaintext:
+		return nil, usageError{fmt.Errorf("--plaintext excludes the TLS flags (--cacert, --cert, --key, --servername, --insecure)")}
+	case tlsWanted:
+		cfg, err := f.Config()
+		if err != nil {
+			return nil, usageError{err}
+		}
+		opts = append(opts, palm.WithTLS(cfg))
+	case !s.plaintext && !loopback(address):
+		return nil, usageError{fmt.Errorf("refusing to talk to %s in plaintext: give --cacert (and --cert, --key) for TLS, or --plaintext", address)}
+	}
+	if s.token != "" {
+		if !tlsWanted {
+			return nil, usageError{fmt.Errorf("--token needs TLS: a bearer token is not sent in plaintext")}
+		}
+		opts = append(opts, palm.WithToken(s.token))
+	}
+	return opts, nil
+}
+
+// loopback reports whether address is on this machine's loopback
+// interface.
+func loopback(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
