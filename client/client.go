@@ -215,7 +215,7 @@ func (c *Client) Close() error {
 // first reply to this message published there, until ctx ends: give ctx a
 // deadline when a step of the pipeline may send nothing on.
 func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]byte, error) {
-	first, err := c.checkFunction(function)
+	_, err := c.checkFunction(function)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]b
 		return nil, ErrNoReply
 	}
 	if e := replies[0].GetError(); e != nil {
-		return nil, replyError(1, first, e)
+		return nil, replyError(1, function, e)
 	}
 	return replies[0].GetPayload(), nil
 }
@@ -283,14 +283,19 @@ func (e *MessageError) Error() string {
 func (e *MessageError) Unwrap() error { return e.Err }
 
 // replyError builds the MessageError for a reply whose error field is set.
-// function is the step to name when the reply does not say.
+// function is the message's function field: when the reply does not say
+// which step failed, the MessageError names the only step of a one-step
+// function, and no step of a pipeline's (a guess would name a step that
+// did not fail).
 func replyError(seq uint64, function string, e *palmv1.Error) *MessageError {
 	code := codes.Code(e.GetCode())
-	if code == codes.OK {
-		code = codes.Unknown // an error reply is never a success
+	if code == codes.OK || code > codes.Unauthenticated {
+		code = codes.Unknown // an error reply is never a success, nor an unknown code
 	}
 	if f := e.GetFunction(); f != "" {
 		function = f
+	} else if strings.Contains(function, " ") {
+		function = ""
 	}
 	return &MessageError{Sequence: seq, Function: function, Err: status.Error(code, e.GetMessage())}
 }

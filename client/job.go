@@ -410,7 +410,7 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 			j.answered(m.GetSequence())
 			var more bool
 			if e := m.GetError(); e != nil {
-				more = result(nil, replyError(m.GetSequence(), j.first, e))
+				more = result(nil, replyError(m.GetSequence(), j.function, e))
 			} else {
 				more = result(m.GetPayload(), nil)
 			}

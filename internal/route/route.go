@@ -175,13 +175,21 @@ func (c Check) Admit(m *palmv1.PalmMessage) (Step, error) {
 }
 
 // ErrorOf converts an error into the Error a failed reply carries, keeping
-// the gRPC code of a status error (Unknown for any other error).
+// the gRPC code of a status error (Unknown for any other error). The Error
+// names step, unless step is the zero Step (the message named no step that
+// could be read), when it names none.
 func ErrorOf(err error, step Step) *palmv1.Error {
 	st, _ := status.FromError(err)
-	return &palmv1.Error{Code: uint32(st.Code()), Message: st.Message(), Function: step.String()}
+	e := &palmv1.Error{Code: uint32(st.Code()), Message: st.Message()}
+	if step != (Step{}) {
+		e.Function = step.String()
+	}
+	return e
 }
 
-// Status converts a reply's Error back into a gRPC status error.
+// Status converts a reply's Error back into a gRPC status error. Its code
+// is Unknown when the Error's is OK (a failure is never a success) or one
+// gRPC does not define.
 func Status(e *palmv1.Error) error {
 	if e == nil {
 		return nil
@@ -191,7 +199,7 @@ func Status(e *palmv1.Error) error {
 		msg = fmt.Sprintf("%s: %s", e.GetFunction(), msg)
 	}
 	c := codes.Code(e.GetCode())
-	if c == codes.OK {
+	if c == codes.OK || c > codes.Unauthenticated {
 		c = codes.Unknown
 	}
 	return status.Error(c, msg)
