@@ -260,7 +260,10 @@ func (s *Server) ServeWith(ctx context.Context, lis net.Listener, r Runner, drai
 	runCtx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- r.Run(runCtx) }()
-	s.logger.Info("serving", "address", lis.Addr().String())
+	s.logger.Info("serving", "address", lis.Addr().String(), "tls", s.cfg.TLS != nil)
+	if s.cfg.TLS == nil && !onLoopback(lis.Addr()) {
+		s.logger.Warn("serving in plaintext beyond this machine: anyone on the network can read and send messages; use palm.WithTLS (see docs/security.md)", "address", lis.Addr().String())
+	}
 	err := s.Serve(ctx, lis, drain)
 	stop()
 	select {
@@ -272,4 +275,11 @@ func (s *Server) ServeWith(ctx context.Context, lis net.Listener, r Runner, drai
 		s.logger.Warn("stopped with a function call still running: the function ignores its context", "timeout", s.cfg.StopTimeout)
 	}
 	return err
+}
+
+// onLoopback reports whether addr is on the loopback interface (or is not
+// a network address at all, such as an in-memory listener's).
+func onLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return !ok || tcp.IP.IsLoopback()
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +66,22 @@ func TestInterceptorsAndHealth(t *testing.T) {
 func TestLevels(t *testing.T) {
 	if codeLevel(codes.NotFound) >= codeLevel(codes.Internal) {
 		t.Error("a client's mistake must log below a server failure")
+	}
+}
+
+func TestOnLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		addr net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, true},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 1}, true},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 1}, false},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 1}, false}, // every interface
+		{&net.UnixAddr{Name: "/tmp/x", Net: "unix"}, true},
+	} {
+		if got := onLoopback(tc.addr); got != tc.want {
+			t.Errorf("onLoopback(%v) = %v, want %v", tc.addr, got, tc.want)
+		}
 	}
 }
