@@ -21,7 +21,8 @@ func newEval(c *common, stdin io.Reader) *cobra.Command {
 		Short: "Call a function on a running server and print the reply",
 		Long: `eval sends one message to the server at --address and prints the reply's
 payload followed by a newline. FUNCTION is server.function, or several
-such steps separated by spaces (quote them). The payload is PAYLOAD, or
+such steps (quote them, or give them as separate arguments to job); with
+--sub-address the reply comes from the last stage of the pipeline. The payload is PAYLOAD, or
 standard input when PAYLOAD is omitted or is "-".
 
 A failure of the function is printed with its gRPC code, and eval exits 1.`,
@@ -79,6 +80,9 @@ func (c *common) client(server string, stderr io.Writer) (*client.Client, error)
 	opts = append(opts, palm.WithLogger(logger))
 	if c.session != "" {
 		opts = append(opts, client.Session(c.session))
+	}
+	if c.sub != "" {
+		opts = append(opts, client.SubAddress(c.sub))
 	}
 	return client.New(server, c.address, opts...)
 }

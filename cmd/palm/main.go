@@ -4,6 +4,9 @@
 //	palm eval my_server.foo 'a message' call a function on a running server
 //	palm kv get|set|delete|keys        use a running server's cache
 //	palm health ADDRESS                check that a component serves
+//	palm server|pipeline|sink NAME     run a component whose functions are commands (--exec)
+//	palm master|hub NAME               run a master or a hub
+//	palm worker NAME --master ADDRESS  run a worker whose functions are commands (--exec)
 //
 // Every flag has an environment twin: --address is PALM_ADDRESS, and so on;
 // a flag given on the command line wins over its twin.
@@ -17,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -24,7 +28,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -80,6 +84,7 @@ type common struct {
 	session  string
 	logLevel string
 	security security
+	sub      string
 }
 
 func newRoot(stdin io.Reader) *cobra.Command {
@@ -87,7 +92,7 @@ func newRoot(stdin io.Reader) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "palm",
 		Short:         "Run and talk to palm components",
-		Long:          "palm runs and talks to the components of a palm cluster: servers, and the clients that call their functions and use their caches.\n\nEvery flag has an environment twin named PALM_ and the flag's name in capitals, dashes as underscores (--address is PALM_ADDRESS). A flag given on the command line wins.",
+		Long:          "palm runs and talks to the components of a palm cluster: servers, masters, hubs, pipeline stages, sinks and workers, whose functions may be commands in any language (--exec), and the clients that call their functions and use their caches.\n\nEvery flag has an environment twin named PALM_ and the flag's name in capitals, dashes as underscores (--address is PALM_ADDRESS). A flag given on the command line wins.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,8 +104,11 @@ func newRoot(stdin io.Reader) *cobra.Command {
 	pf.StringVar(&c.server, "server", "", "name of the server (default: the server named by the function, or \"palm\")")
 	pf.StringVar(&c.session, "session", "", "session: a prefix for every cache key, as the original's session")
 	pf.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error or off")
+	pf.StringVar(&c.sub, "sub-address", "", "take replies from the component at this address: the last stage of a pipeline that does not end where it starts (the original's sub_address)")
 	c.security.flags(pf)
-	root.AddCommand(newDemo(&c), newEval(&c, stdin), newKV(&c, stdin), newHealth(&c))
+	root.AddCommand(newDemo(&c), newEval(&c, stdin), newKV(&c, stdin), newJob(&c, stdin), newHealth(&c),
+		newServerVerb(&c), newStageVerb(&c, "pipeline"), newStageVerb(&c, "sink"),
+		newMasterVerb(&c, "master"), newMasterVerb(&c, "hub"), newWorkerVerb(&c), execHelp())
 	return root
 }
 

@@ -20,7 +20,14 @@ import (
 	"github.com/gopalm/palm/pipeline"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if binPath != "" {
+			os.RemoveAll(filepath.Dir(binPath))
+		}
+		os.Exit(code)
+	}))
+}
 
 // timeout bounds every eval and kv call of these tests, so that none can
 // hang on a server that is not there.

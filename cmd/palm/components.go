@@ -1,0 +1,435 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/internal/execfn"
+	"github.com/gopalm/palm/master"
+	"github.com/gopalm/palm/pipeline"
+	"github.com/gopalm/palm/worker"
+)
+
+// serving holds the flags of the verbs that run a component.
+type serving struct {
+	listen         string
+	metrics        string
+	maxMessageSize int
+	keepalive      time.Duration
+	keepaliveWait  time.Duration
+	stopTimeout    time.Duration
+	clientAuth     bool
+	tokens         string
+	pipelined      bool
+	from           []string
+	execs          []string
+	execMode       string
+	concurrency    int
+}
+
+// flags adds the flags of a component that serves on listen (default
+// addr); what says which optional groups it takes.
+func (s *serving) flags(f *pflag.FlagSet, addr string, what ...string) {
+	f.StringVar(&s.listen, "listen", addr, "address to serve on")
+	f.StringVar(&s.metrics, "metrics-address", "", "serve Prometheus metrics at http://ADDRESS/metrics (default: none)")
+	f.IntVar(&s.maxMessageSize, "max-message-size", 4<<20, "largest payload or cache value, in bytes")
+	f.DurationVar(&s.keepalive, "keepalive", 30*time.Second, "ping a connection silent for this long")
+	f.DurationVar(&s.keepaliveWait, "keepalive-timeout", 10*time.Second, "close a connection whose ping is not answered within this")
+	f.DurationVar(&s.stopTimeout, "stop-timeout", 10*time.Second, "on SIGINT or SIGTERM, finish what is held for at most this long")
+	f.BoolVar(&s.clientAuth, "client-auth", false, "require client certificates signed by --cacert (mutual TLS)")
+	f.StringVar(&s.tokens, "tokens", "", "file of accepted bearer tokens, one per line: ROLE TOKEN, ROLE one of client, worker, stage, all")
+	for _, w := range what {
+		switch w {
+		case "pipelined":
+			f.BoolVar(&s.pipelined, "pipelined", false, "send results on to the next step (published under the component's name) instead of to the client")
+		case "from":
+			f.StringArrayVar(&s.from, "from", nil, "upstream to subscribe to, as ADDRESS=TOPIC (the topic is usually the upstream's name)")
+		case "exec":
+			s.execFlags(f)
+		}
+	}
+}
+
+func (s *serving) execFlags(f *pflag.FlagSet) {
+	f.StringArrayVar(&s.execs, "exec", nil, "serve FUNCTION=COMMAND: COMMAND (run by sh -c) gets each payload on standard input and answers on standard output (repeatable)")
+	f.StringVar(&s.execMode, "exec-mode", "once", "once: a process per message; lines: long-running, a line in and a line out per message; frames: long-running, length-delimited frames (see 'palm help exec')")
+	f.IntVar(&s.concurrency, "concurrency", 1, "messages handled at once (long-running modes keep this many processes)")
+}
+
+// options are the palm options of the flags common to every component.
+func (s *serving) options(c *common, cmd *cobra.Command) ([]palm.Option, error) {
+	logger, err := c.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	files := c.security.files
+	files.ClientAuth = s.clientAuth
+	sec := security{files: files, plaintext: c.security.plaintext}
+	opts, err := sec.serverOptions(s.listen)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		palm.WithLogger(logger),
+		palm.WithMaxMessageSize(s.maxMessageSize),
+		palm.WithKeepalive(s.keepalive, s.keepaliveWait),
+		palm.WithStopTimeout(s.stopTimeout))
+	if c.security.token != "" {
+		opts = append(opts, palm.WithToken(c.security.token))
+	}
+	if s.metrics != "" {
+		opts = append(opts, palm.WithMetricsAddress(s.metrics))
+	}
+	if s.tokens != "" {
+		tokens, err := readTokens(s.tokens)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		opts = append(opts, palm.WithTokens(tokens))
+	}
+	return opts, nil
+}
+
+// serverOptions are the TLS options of a component serving on listen:
+// TLS when a TLS flag is given; plaintext on loopback or with --plaintext.
+func (s *security) serverOptions(listen string) ([]palm.Option, error) {
+	f := s.files
+	tlsWanted := f.CACert != "" || f.Cert != "" || f.Key != "" || f.ClientAuth
+	switch {
+	case tlsWanted && s.plaintext:
+		return nil, usageError{fmt.Errorf("--plaintext excludes the TLS flags")}
+	case tlsWanted:
+		if f.Cert == "" {
+			return nil, usageError{fmt.Errorf("serving TLS needs the component's certificate and key (--cert, --key)")}
+		}
+		cfg, err := f.Config()
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return []palm.Option{palm.WithTLS(cfg)}, nil
+	case !s.plaintext && !loopback(listen):
+		return nil, usageError{fmt.Errorf("refusing to serve on %s in plaintext: give --cert and --key (and --cacert) for TLS, or --plaintext", listen)}
+	}
+	return nil, nil
+}
+
+// readTokens reads a tokens file: ROLE TOKEN per line, # comments.
+func readTokens(file string) (map[string]palm.Permission, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	roles := map[string]palm.Permission{"client": palm.ClientRole, "worker": palm.WorkerRole, "stage": palm.StageRole, "all": palm.AllRoles}
+	tokens := map[string]palm.Permission{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		role, token, ok := strings.Cut(line, " ")
+		p, known := roles[role]
+		if !ok || !known || strings.TrimSpace(token) == "" {
+			return nil, fmt.Errorf("%s:%d: expected ROLE TOKEN with ROLE one of client, worker, stage, all", file, n)
+		}
+		tokens[strings.TrimSpace(token)] |= p
+	}
+	return tokens, sc.Err()
+}
+
+// upstreams parses the --from flags.
+func (s *serving) upstreams(one bool) ([]pipeline.Upstream, error) {
+	if len(s.from) == 0 || (one && len(s.from) > 1) {
+		want := "one --from ADDRESS=TOPIC"
+		if !one {
+			want = "at least one --from ADDRESS=TOPIC"
+		}
+		return nil, usageError{fmt.Errorf("give %s", want)}
+	}
+	var ups []pipeline.Upstream
+	for _, f := range s.from {
+		addr, topic, ok := strings.Cut(f, "=")
+		if !ok || addr == "" || topic == "" {
+			return nil, usageError{fmt.Errorf("--from %q: expected ADDRESS=TOPIC", f)}
+		}
+		ups = append(ups, pipeline.Upstream{Address: addr, Topic: topic})
+	}
+	return ups, nil
+}
+
+// functions makes the --exec functions; close stops their processes.
+func (s *serving) functions(c *common, cmd *cobra.Command, handle func(string, palm.Handler)) (closeAll func(), err error) {
+	if len(s.execs) == 0 {
+		return nil, usageError{fmt.Errorf("give at least one --exec FUNCTION=COMMAND")}
+	}
+	mode, err := execfn.ParseMode(s.execMode)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if s.concurrency < 1 {
+		return nil, usageError{fmt.Errorf("--concurrency %d: must be at least 1", s.concurrency)}
+	}
+	logger, err := c.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	var funcs []*execfn.Func
+	for _, e := range s.execs {
+		spec, err := execfn.ParseSpec(e)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		f := execfn.Handler(spec, mode, s.concurrency, logger.Named("exec"))
+		funcs = append(funcs, f)
+		handle(spec.Function, f)
+	}
+	return func() {
+		for _, f := range funcs {
+			f.Close()
+		}
+	}, nil
+}
+
+// servable is what every component is.
+type servable interface {
+	ListenAndServe(ctx context.Context, addr string) error
+}
+
+func newServerVerb(c *common) *cobra.Command {
+	var s serving
+	cmd := &cobra.Command{
+		Use:   "server NAME",
+		Short: "Run a standalone server whose functions are commands",
+		Long: `server runs a standalone server named NAME on --listen, the original's
+Server: clients call NAME.FUNCTION, and each --exec FUNCTION=COMMAND runs
+COMMAND for the messages sent to it. With --pipelined the results go on to
+the next step of a pipeline instead of back to the client.`,
+		Example: `  palm server my_server --exec foo='sed "s/^/you sent me /"'
+  palm server my_server --listen 0.0.0.0:5555 --cert server.pem --key server-key.pem --exec-mode lines --exec foo=./foo.py`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := s.options(c, cmd)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, pipeline.Concurrency(s.concurrency))
+			if s.pipelined {
+				opts = append(opts, pipeline.Pipelined())
+			}
+			srv, err := pipeline.NewServer(args[0], opts...)
+			if err != nil {
+				return usageError{err}
+			}
+			closeAll, err := s.functions(c, cmd, srv.Handle)
+			if err != nil {
+				return err
+			}
+			defer closeAll()
+			return srv.ListenAndServe(cmd.Context(), s.listen)
+		},
+	}
+	s.flags(cmd.Flags(), "127.0.0.1:5555", "pipelined", "exec")
+	return cmd
+}
+
+func newStageVerb(c *common, kind string) *cobra.Command {
+	var s serving
+	addr, short, long := "127.0.0.1:5560", "Run a pipeline stage whose functions are commands", `pipeline runs a Pipeline named NAME on --listen: it subscribes to the
+component at --from ADDRESS=TOPIC, runs the --exec command of the function
+each message names, and sends the result to the client (whose client
+subscribes here with SubAddress) or, with --pipelined, on to the next step.`
+	if kind == "sink" {
+		addr, short, long = "127.0.0.1:5580", "Run a sink that joins several streams", `sink runs a Sink named NAME on --listen: it subscribes to every --from
+ADDRESS=TOPIC (repeat the flag) and handles their messages as a pipeline
+does.`
+	}
+	cmd := &cobra.Command{
+		Use:     kind + " NAME",
+		Short:   short,
+		Long:    long,
+		Example: "  palm " + kind + " my_pipeline --from 127.0.0.1:5555=my_server --listen 127.0.0.1:5560 --exec foo='sed \"s/^/and I pipelined /\"'",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ups, err := s.upstreams(kind == "pipeline")
+			if err != nil {
+				return err
+			}
+			opts, err := s.options(c, cmd)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, pipeline.Concurrency(s.concurrency))
+			if s.pipelined {
+				opts = append(opts, pipeline.Pipelined())
+			}
+			var (
+				comp   servable
+				handle func(string, palm.Handler)
+			)
+			if kind == "sink" {
+				sink, err := pipeline.NewSink(args[0], ups, opts...)
+				if err != nil {
+					return usageError{err}
+				}
+				comp, handle = sink, sink.Handle
+			} else {
+				p, err := pipeline.NewPipeline(args[0], ups[0], opts...)
+				if err != nil {
+					return usageError{err}
+				}
+				comp, handle = p, p.Handle
+			}
+			closeAll, err := s.functions(c, cmd, handle)
+			if err != nil {
+				return err
+			}
+			defer closeAll()
+			return comp.ListenAndServe(cmd.Context(), s.listen)
+		},
+	}
+	s.flags(cmd.Flags(), addr, "pipelined", "from", "exec")
+	return cmd
+}
+
+func newMasterVerb(c *common, kind string) *cobra.Command {
+	var s serving
+	addr, long := "127.0.0.1:5559", `master runs a Master named NAME on --listen: clients send it messages, and
+workers ('palm worker', or any gRPC worker) connect to it and take them as
+tasks. Its functions are whatever its workers serve.`
+	if kind == "hub" {
+		addr, long = "127.0.0.1:5561", `hub runs a Hub named NAME on --listen: a master that takes its messages
+from the component at --from ADDRESS=TOPIC instead of from clients, and
+hands them to the workers that connect to it.`
+	}
+	cmd := &cobra.Command{
+		Use:   kind + " NAME",
+		Short: map[string]string{"master": "Run a master that spreads messages over workers", "hub": "Run a hub: a master in the middle of a pipeline"}[kind],
+		Long:  long,
+		Example: map[string]string{
+			"master": "  palm master server --listen 127.0.0.1:5559\n  palm worker worker1 --master 127.0.0.1:5559 --exec foo='tr a-z A-Z'",
+			"hub":    "  palm hub hub --from 127.0.0.1:5555=server --listen 127.0.0.1:5561",
+		}[kind],
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := s.options(c, cmd)
+			if err != nil {
+				return err
+			}
+			if s.pipelined {
+				opts = append(opts, master.Pipelined())
+			}
+			if kind == "hub" {
+				ups, err := s.upstreams(true)
+				if err != nil {
+					return err
+				}
+				h, err := master.NewHub(args[0], ups[0], opts...)
+				if err != nil {
+					return usageError{err}
+				}
+				return h.ListenAndServe(cmd.Context(), s.listen)
+			}
+			m, err := master.New(args[0], opts...)
+			if err != nil {
+				return usageError{err}
+			}
+			return m.ListenAndServe(cmd.Context(), s.listen)
+		},
+	}
+	what := []string{"pipelined"}
+	if kind == "hub" {
+		what = append(what, "from")
+	}
+	s.flags(cmd.Flags(), addr, what...)
+	return cmd
+}
+
+func newWorkerVerb(c *common) *cobra.Command {
+	var (
+		s        serving
+		masterAt string
+		maxSize  int
+		messages int
+	)
+	cmd := &cobra.Command{
+		Use:   "worker NAME",
+		Short: "Run a worker whose functions are commands",
+		Long: `worker runs a Worker named NAME for the master (or hub) at --master: it
+takes tasks, runs the --exec command of the function each names, and sends
+the results back. It connects again by itself when the master goes away.
+--concurrency is both the tasks it asks for at once and, in the
+long-running modes, the processes it keeps.`,
+		Example: `  palm worker worker1 --master 127.0.0.1:5559 --exec foo='sed "s/^/worker1 processed /"'
+  palm worker worker2 --master 10.0.0.5:5559 --cacert ca.pem --token "$WORKER_TOKEN" --exec-mode frames --concurrency 4 --exec foo=./foo`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger, err := c.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			opts, err := c.security.options(masterAt)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, palm.WithLogger(logger), palm.WithMaxMessageSize(maxSize), worker.Credit(s.concurrency))
+			if messages > 0 {
+				opts = append(opts, worker.Messages(messages))
+			}
+			w, err := worker.New(args[0], masterAt, opts...)
+			if err != nil {
+				return usageError{err}
+			}
+			closeAll, err := s.functions(c, cmd, w.Handle)
+			if err != nil {
+				return err
+			}
+			defer closeAll()
+			return w.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&masterAt, "master", "127.0.0.1:5559", "address of the master or hub")
+	f.IntVar(&maxSize, "max-message-size", 4<<20, "largest payload, in bytes")
+	f.IntVar(&messages, "messages", 0, "stop after this many tasks (default: never)")
+	s.execFlags(f)
+	return cmd
+}
+
+// execHelp documents the --exec protocols.
+func execHelp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "exec",
+		Short: "How --exec commands get messages and answer",
+		Long: `--exec FUNCTION=COMMAND serves FUNCTION with COMMAND, run by sh -c, in the
+mode --exec-mode names:
+
+once (default)  A new process for each message. The payload is its standard
+                input; what it prints on standard output is the reply (nothing:
+                no reply). A non-zero exit fails the message, with what it
+                printed on standard error as the reason.
+
+lines           One long-running process per --concurrency slot. Each payload
+                is written to its standard input as one line; it must answer
+                each with one line on standard output (flush it). Payloads with
+                a newline fail; use frames for binary data.
+
+frames          One long-running process per slot, for any bytes. Each payload
+                is written as a 4-byte big-endian length and the bytes; the
+                process answers with a status byte (0 reply, 1 error, 2 no
+                reply), a 4-byte big-endian length and the bytes (the reply, or
+                the error's text).
+
+A long-running process that exits or breaks the protocol fails the message
+it held and is started again for the next one. Its standard error goes to
+the log.`,
+	}
+}
