@@ -56,7 +56,7 @@ func NewHub(name string, from Upstream, opts ...palm.Option) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master: hub %s: %w", name, err)
 	}
-	m.missed = sub.Missed
+	m.missed, m.upstreams = sub.Missed, []string{from.String()}
 	return &Hub{Master: m, sub: sub}, nil
 }
 

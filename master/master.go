@@ -31,15 +31,16 @@ import (
 // connected worker serves waits in the queue for one that does, or until
 // its client's deadline.
 type Master struct {
-	name     string
-	kind     string        // master or hub
-	missed   func() uint64 // a hub's Missed
-	cfg      *config.Config
-	settings settings
-	logger   hclog.Logger
-	store    kv.Store
-	served   atomic.Bool
-	disp     atomic.Pointer[parts.Dispatcher]
+	name      string
+	kind      string        // master or hub
+	missed    func() uint64 // a hub's Missed
+	upstreams []string      // a hub's upstream, topic@address
+	cfg       *config.Config
+	settings  settings
+	logger    hclog.Logger
+	store     kv.Store
+	served    atomic.Bool
+	disp      atomic.Pointer[parts.Dispatcher]
 }
 
 type settings struct {
@@ -254,11 +255,9 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	}
 	topics := parts.NewTopics(0, m.logger)
 	r := parts.NewRouter(m.logger)
-	var meter *parts.Meter
-	if m.cfg.MetricsWanted() {
-		meter = parts.NewMeter()
-		r.SetMeter(meter)
-	}
+	// Counted always: for metrics when wanted, and for InfoService.
+	meter := parts.NewMeter()
+	r.SetMeter(meter)
 	next := "replies"
 	if m.settings.gather != nil {
 		next = "gather"
@@ -288,6 +287,14 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 		Dropped:         topics.Dropped,
 		Missed:          m.missed,
 		CacheKeys:       metrics.CacheKeys(m.store),
+		Roster: func() []metrics.Worker {
+			var ws []metrics.Worker
+			for _, w := range disp.Roster() {
+				ws = append(ws, metrics.Worker{Name: w.Name, Functions: w.Functions})
+			}
+			return ws
+		},
+		Upstreams: m.upstreams,
 	})
 	register(srv)
 	srv.Register(&palmv1.DispatchService_ServiceDesc, disp)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -58,6 +60,31 @@ type Dispatcher struct {
 	queued      atomic.Int64
 	inflight    atomic.Int64
 	redelivered atomic.Uint64
+	roster      atomic.Pointer[[]WorkerSummary]
+}
+
+// WorkerSummary describes a connected worker.
+type WorkerSummary struct {
+	Name      string
+	Functions []string
+}
+
+// Roster is the workers connected now, by name.
+func (d *Dispatcher) Roster() []WorkerSummary {
+	if r := d.roster.Load(); r != nil {
+		return *r
+	}
+	return nil
+}
+
+// keepRoster publishes the workers for Roster.
+func (d *Dispatcher) keepRoster(workers map[dispatch.WorkerID]*workerConn) {
+	r := make([]WorkerSummary, 0, len(workers))
+	for _, w := range workers {
+		r = append(r, WorkerSummary{Name: w.name, Functions: w.functions})
+	}
+	slices.SortFunc(r, func(a, b WorkerSummary) int { return strings.Compare(a.Name, b.Name) })
+	d.roster.Store(&r)
 }
 
 // DispatcherConfig configures a Dispatcher.
@@ -253,6 +280,7 @@ func (d *Dispatcher) handle(ctx context.Context, link *Link, core *dispatch.Core
 		}
 		workers[w.id] = w
 		d.workers.Store(int64(len(workers)))
+		d.keepRoster(workers)
 		d.logger.Info("worker joined", "worker", w.name, "functions", w.functions)
 	case left:
 		if workers[w.id] == nil {
@@ -260,6 +288,7 @@ func (d *Dispatcher) handle(ctx context.Context, link *Link, core *dispatch.Core
 		}
 		delete(workers, w.id)
 		d.workers.Store(int64(len(workers)))
+		d.keepRoster(workers)
 		held := core.InFlight()
 		failed := core.Leave(w.id)
 		d.redelivered.Add(uint64(max(0, held-core.InFlight()-len(failed))))

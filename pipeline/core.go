@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,8 @@ type core struct {
 	settings settings
 	logger   hclog.Logger
 
-	missed func() uint64 // a stage's Missed; nil on a Server
+	missed    func() uint64 // a stage's Missed; nil on a Server
+	upstreams []string      // a stage's upstreams, topic@address
 
 	mu       sync.Mutex // serializes Handle
 	handlers atomic.Pointer[map[string]palm.Handler]
@@ -94,6 +96,16 @@ func (c *core) HandleFunc(function string, f func(ctx context.Context, payload [
 func (c *core) lookup(function string) (palm.Handler, bool) {
 	h, ok := (*c.handlers.Load())[function]
 	return h, ok
+}
+
+// functions lists the steps served, sorted.
+func (c *core) functions() []string {
+	var steps []string
+	for f := range *c.handlers.Load() {
+		steps = append(steps, c.name+"."+f)
+	}
+	slices.Sort(steps)
+	return steps
 }
 
 func (c *core) known(function string) bool {

@@ -80,11 +80,9 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 		handle = parts.NextStage(c.name)
 	}
 	r := parts.NewRouter(c.logger)
-	var meter *parts.Meter
-	if c.cfg.MetricsWanted() {
-		meter = parts.NewMeter()
-		r.SetMeter(meter)
-	}
+	// Counted always: for metrics when wanted, and for InfoService.
+	meter := parts.NewMeter()
+	r.SetMeter(meter)
 	if err := errors.Join(
 		r.Inbound("in", in, "functions"),
 		r.Outbound("functions", &parts.Functions{Lookup: c.lookup, Concurrency: c.settings.concurrency, Logger: c.logger}, "replies", 0),
@@ -102,6 +100,8 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 		Dropped:         topics.Dropped,
 		Missed:          c.missed,
 		CacheKeys:       metrics.CacheKeys(c.settings.store),
+		Functions:       c.functions,
+		Upstreams:       c.upstreams,
 	})
 	register(srv)
 	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)

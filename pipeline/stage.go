@@ -95,6 +95,9 @@ func newStage(kind, name string, from []Upstream, opts []palm.Option) (*stage, e
 		return nil, fmt.Errorf("pipeline: %s %s: %w", kind, name, err)
 	}
 	c.missed = sub.Missed
+	for _, u := range from {
+		c.upstreams = append(c.upstreams, u.String())
+	}
 	return &stage{core: c, sub: sub}, nil
 }
 

@@ -187,6 +187,25 @@ func TestClusterFromCommands(t *testing.T) {
 		t.Errorf("the job was not shared: %v", byWorker)
 	}
 	t.Logf("replies by worker: %v", byWorker)
+
+	info := exec.Command(palmBinary(t), "info", masterAddr)
+	info.Env = withoutPalmEnv(os.Environ())
+	got, err := info.CombinedOutput()
+	if err != nil {
+		t.Fatalf("palm info: %v\n%s", err, got)
+	}
+	for _, want := range []string{"name:", "server", "kind:", "master", "functions:", "server.foo", "worker1 (foo)", "worker2 (foo)", "messages_in:", "200", "workers_connected:", "palm.v1.DispatchService"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("palm info lacks %q:\n%s", want, got)
+		}
+	}
+	info = exec.Command(palmBinary(t), "info", stageAddr)
+	info.Env = withoutPalmEnv(os.Environ())
+	got, err = info.CombinedOutput()
+	flat := strings.Join(strings.Fields(string(got)), " ")
+	if err != nil || !strings.Contains(flat, "upstreams: server@"+masterAddr) || !strings.Contains(flat, "functions: my_pipeline.foo") || !strings.Contains(flat, "messages_out: 200") {
+		t.Errorf("palm info of the pipeline: %v\n%s", err, got)
+	}
 }
 
 // A failing command fails its message alone; job reports it and exits 1.

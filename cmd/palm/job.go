@@ -184,4 +184,3 @@ func showProgress(w io.Writer, mode string, sent, got, failed *atomic.Int64) fun
 		}
 	}
 }
-

@@ -4,6 +4,7 @@
 //	palm eval my_server.foo 'a message' call a function on a running server
 //	palm kv get|set|delete|keys        use a running server's cache
 //	palm health ADDRESS                check that a component serves
+//	palm info ADDRESS                  describe a running component
 //	palm server|pipeline|sink NAME     run a component whose functions are commands (--exec)
 //	palm master|hub NAME               run a master or a hub
 //	palm worker NAME --master ADDRESS  run a worker whose functions are commands (--exec)
@@ -106,7 +107,7 @@ func newRoot(stdin io.Reader) *cobra.Command {
 	pf.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error or off")
 	pf.StringVar(&c.sub, "sub-address", "", "take replies from the component at this address: the last stage of a pipeline that does not end where it starts (the original's sub_address)")
 	c.security.flags(pf)
-	root.AddCommand(newDemo(&c), newEval(&c, stdin), newKV(&c, stdin), newJob(&c, stdin), newHealth(&c),
+	root.AddCommand(newDemo(&c), newEval(&c, stdin), newKV(&c, stdin), newJob(&c, stdin), newHealth(&c), newInfo(&c),
 		newServerVerb(&c), newStageVerb(&c, "pipeline"), newStageVerb(&c, "sink"),
 		newMasterVerb(&c, "master"), newMasterVerb(&c, "hub"), newWorkerVerb(&c), execHelp())
 	return root

@@ -45,6 +45,44 @@ type Source struct {
 	Missed func() uint64
 	// CacheKeys reads the number of keys in the cache.
 	CacheKeys func() int
+
+	// For palm.v1.InfoService: the steps served now, a master's workers,
+	// and a stage's upstreams (topic@address).
+	Functions func() []string
+	Roster    func() []Worker
+	Upstreams []string
+}
+
+// Worker is a worker connected to a master or hub.
+type Worker struct {
+	Name      string
+	Functions []string
+}
+
+// Counters returns src's counters and gauges by name, for InfoService.
+func (s Source) Counters() map[string]uint64 {
+	out := map[string]uint64{}
+	if s.Meter != nil {
+		var in, outs, failed uint64
+		s.Meter.Steps(func(_ string, i, o, f uint64) { in, outs, failed = in+i, outs+o, failed+f })
+		out["messages_in"], out["messages_out"], out["function_errors"] = in, outs, failed
+	}
+	for name, f := range map[string]func() int{
+		"workers_connected": s.Workers, "tasks_queued": s.Queued, "tasks_in_flight": s.InFlight,
+		"subscribers": s.Subscribers, "subscriber_queue_messages": s.SubscriberQueue, "cache_keys": s.CacheKeys,
+	} {
+		if f != nil {
+			out[name] = uint64(max(0, f()))
+		}
+	}
+	for name, f := range map[string]func() uint64{
+		"tasks_redelivered": s.Redelivered, "published_dropped": s.Dropped, "subscription_missed": s.Missed,
+	} {
+		if f != nil {
+			out[name] = f()
+		}
+	}
+	return out
 }
 
 var (

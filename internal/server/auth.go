@@ -34,6 +34,7 @@ var needs = map[string]struct {
 	"palm.v1.CacheService":                     {useCache, "the cache (CacheService)"},
 	"palm.v1.DispatchService":                  {useDispatch, "taking tasks as a worker (DispatchService)"},
 	"palm.v1.PublisherService":                 {useSubscribe, "subscribing (PublisherService)"},
+	"palm.v1.InfoService":                      {useProbes, "component information (InfoService)"},
 	"grpc.health.v1.Health":                    {useProbes, "health checks"},
 	"grpc.reflection.v1.ServerReflection":      {useProbes, "reflection"},
 	"grpc.reflection.v1alpha.ServerReflection": {useProbes, "reflection"},

@@ -146,7 +146,13 @@ func (s *Server) RegisterCache(store kv.Store) {
 // Observe names the component and where its metrics come from; they are
 // registered while it serves, when metrics are wanted (palm.WithMetrics,
 // WithMetricsAddress, WithMetricsListener).
-func (s *Server) Observe(name string, src metrics.Source) { s.name, s.source = name, src }
+//
+// It also registers palm.v1.InfoService, which describes the component from
+// src (`palm info`).
+func (s *Server) Observe(name string, src metrics.Source) {
+	s.name, s.source = name, src
+	s.Register(&palmv1.InfoService_ServiceDesc, info{s: s})
+}
 
 // startMetrics registers the component's metrics and serves /metrics when
 // asked to, until ctx ends; the returned function undoes it.

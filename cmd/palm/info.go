@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/gopalm/palm"
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+)
+
+func newInfo(c *common) *cobra.Command {
+	var (
+		timeout time.Duration
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "info [ADDRESS]",
+		Short: "Describe a running component",
+		Long: `info asks the component at ADDRESS (default: --address) what it is (its
+name and kind), what it serves (services and functions), who is connected
+(a master's or hub's workers), what it subscribes to, and its counters:
+messages in and out, function errors, tasks queued and in flight,
+subscriptions, cache keys. --json prints the palm.v1.InfoResponse as JSON.`,
+		Example: `  palm info 127.0.0.1:5559
+  palm info --json --cacert ca.pem 10.0.0.5:5559`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			address := c.address
+			if len(args) == 1 {
+				address = args[0]
+			}
+			opts, err := c.security.options(address)
+			if err != nil {
+				return err
+			}
+			dial, err := palm.DialOptions(opts...)
+			if err != nil {
+				return usageError{err}
+			}
+			conn, err := grpc.NewClient(address, dial...)
+			if err != nil {
+				return usageError{err}
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			resp, err := palmv1.NewInfoServiceClient(conn).Info(ctx, &palmv1.InfoRequest{}, grpc.WaitForReady(true))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := protojson.MarshalOptions{Multiline: true}.Marshal(resp)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+				return err
+			}
+			printInfo(cmd, resp)
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the component")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printInfo(cmd *cobra.Command, r *palmv1.InfoResponse) {
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	list := func(s []string) string {
+		if len(s) == 0 {
+			return "-"
+		}
+		return strings.Join(s, ", ")
+	}
+	fmt.Fprintf(w, "name:\t%s\n", r.GetName())
+	fmt.Fprintf(w, "kind:\t%s\n", r.GetKind())
+	fmt.Fprintf(w, "services:\t%s\n", list(r.GetServices()))
+	fmt.Fprintf(w, "functions:\t%s\n", list(r.GetFunctions()))
+	if r.GetKind() == "master" || r.GetKind() == "hub" {
+		var ws []string
+		for _, x := range r.GetWorkers() {
+			ws = append(ws, fmt.Sprintf("%s (%s)", x.GetName(), strings.Join(x.GetFunctions(), " ")))
+		}
+		fmt.Fprintf(w, "workers:\t%s\n", list(ws))
+	}
+	if len(r.GetUpstreams()) > 0 {
+		fmt.Fprintf(w, "upstreams:\t%s\n", list(r.GetUpstreams()))
+	}
+	names := make([]string, 0, len(r.GetCounters()))
+	for n := range r.GetCounters() {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "%s:\t%d\n", n, r.GetCounters()[n])
+	}
+	w.Flush()
+}
