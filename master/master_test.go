@@ -338,3 +338,22 @@ func TestLateDuplicateDropped(t *testing.T) {
 		t.Fatalf("replies %q; want only b's", r)
 	}
 }
+
+// A worker that names its functions as steps (with the master's name) is
+// told how to name them, instead of waiting for tasks that never match.
+func TestHelloFunctionNames(t *testing.T) {
+	_, l := startMaster(t)
+	for _, fn := range []string{"server.foo", "", "a b"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		stream, err := palmv1.NewDispatchServiceClient(l.Conn(t)).Work(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream.Send(&palmv1.WorkRequest{Hello: &palmv1.Hello{Name: "w", Functions: []string{fn}}, Credit: 1})
+		_, err = stream.Recv()
+		cancel()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "give function names alone") {
+			t.Errorf("hello with function %q: got %v, want InvalidArgument explaining the names", fn, err)
+		}
+	}
+}

@@ -439,6 +439,11 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 	if len(hello.GetName()) > route.MaxIDLen || len(hello.GetFunctions()) > 10000 {
 		return status.Errorf(codes.InvalidArgument, "hello: the name may be at most %d bytes and the functions at most 10000", route.MaxIDLen)
 	}
+	for _, f := range hello.GetFunctions() {
+		if f == "" || strings.ContainsAny(f, ". \t\n") {
+			return status.Errorf(codes.InvalidArgument, "hello: function %q: give function names alone, such as \"foo\" for the step \"%s.foo\": no dots or spaces", f, d.cfg.Master)
+		}
+	}
 	d.streams.Add(1)
 	defer d.streams.Done()
 	w := &workerConn{
@@ -472,7 +477,9 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 				return
 			}
 			if err := d.post(ctx, event{kind: request, w: w, req: req}); err != nil {
-				recvDone <- nil
+				// The master is stopping: say so, rather than end the
+				// stream as if the worker had finished.
+				recvDone <- postStatus(err)
 				return
 			}
 		}
