@@ -143,27 +143,27 @@ func TestPythonAndGoWorkers(t *testing.T) {
 	}
 }
 
-// pyProc is the running Python worker.
-type pyProc struct {
+// proc is the running Python worker.
+type proc struct {
 	mu   sync.Mutex
 	out  bytes.Buffer  // its standard output and error
 	done chan struct{} // closed when it has exited
 	err  error         // how it exited, once done is closed
 }
 
-func (p *pyProc) Write(b []byte) (int, error) {
+func (p *proc) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.out.Write(b)
 }
 
-func (p *pyProc) output() string {
+func (p *proc) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.out.String()
 }
 
-func (p *pyProc) exited() bool {
+func (p *proc) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -174,9 +174,9 @@ func (p *pyProc) exited() bool {
 
 // startPython runs python/worker.py with the stubs in gen, as
 // python/README.md says, and kills it when the test ends.
-func startPython(t *testing.T, gen, name, addr string) *pyProc {
+func startPython(t *testing.T, gen, name, addr string) *proc {
 	t.Helper()
-	p := &pyProc{done: make(chan struct{})}
+	p := &proc{done: make(chan struct{})}
 	cmd := exec.Command(python, "python/worker.py", name, addr)
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+gen)
 	cmd.Stdout, cmd.Stderr = p, p
