@@ -174,10 +174,10 @@ func (p *proc) exited() bool {
 
 // startPython runs python/worker.py with the stubs in gen, as
 // python/README.md says, and kills it when the test ends.
-func startPython(t *testing.T, gen, name, addr string) *proc {
+func startPython(t *testing.T, gen, name, addr string, flags ...string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan struct{})}
-	cmd := exec.Command(python, "python/worker.py", name, addr)
+	cmd := exec.Command(python, append(append([]string{"python/worker.py"}, flags...), name, addr)...)
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+gen)
 	cmd.Stdout, cmd.Stderr = p, p
 	if err := cmd.Start(); err != nil {

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """A palm worker in Python: serves the function "foo" of a palm master.
 
-Usage: worker.py [NAME [ADDRESS]]   (defaults: worker1 127.0.0.1:5559)
+Usage: worker.py [--cacert FILE] [NAME [ADDRESS]]   (defaults: worker1 127.0.0.1:5559)
+
+With --cacert, it dials the master over TLS and verifies its certificate
+with the CA certificates in FILE.
 
 It speaks palm.v1.DispatchService.Work (proto/palm/v1/dispatch.proto): one
 bidirectional gRPC stream per worker. To port it to another language, keep
 its shape: one thing sends on the stream (here gRPC's own thread, reading
 requests()), one thing receives (the loop in main), and a queue between them.
 """
+import argparse
 import os
 import queue
 import sys
@@ -21,7 +25,7 @@ from palm.v1 import dispatch_pb2, dispatch_pb2_grpc  # noqa: E402
 CREDIT = 1  # how many tasks we hold at once; each finished task earns one back
 
 
-def main(name, address):
+def main(name, address, cacert=None):
     outbox = queue.Queue()  # every WorkRequest we send; None half-closes
 
     def requests():  # gRPC's sending thread iterates this; it half-closes at None
@@ -32,7 +36,12 @@ def main(name, address):
     #    prefix, so the master sends us only those) and the first credit.
     hello = dispatch_pb2.Hello(name=name, functions=["foo"])
     outbox.put(dispatch_pb2.WorkRequest(hello=hello, credit=CREDIT))
-    with grpc.insecure_channel(address) as channel:
+    if cacert:
+        with open(cacert, "rb") as f:
+            channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=f.read()))
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
         # wait_for_ready: if the master is not up yet, wait for it rather than fail.
         call = dispatch_pb2_grpc.DispatchServiceStub(channel).Work(requests(), wait_for_ready=True)
         try:
@@ -68,9 +77,12 @@ def main(name, address):
 
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else "worker1"
-    address = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1:5559"
+    parser = argparse.ArgumentParser(description="A palm worker serving foo.")
+    parser.add_argument("name", nargs="?", default="worker1")
+    parser.add_argument("address", nargs="?", default="127.0.0.1:5559")
+    parser.add_argument("--cacert", help="CA certificates that verify the master (TLS)")
+    args = parser.parse_args()
     try:
-        sys.exit(main(name, address))
+        sys.exit(main(args.name, args.address, args.cacert))
     except KeyboardInterrupt:  # Ctrl-C before the stream started
         sys.exit(0)
