@@ -263,7 +263,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 		next = "gather"
 	}
 	regs := []error{
-		r.Inbound("in", in, "dispatch"),
+		r.Inbound(parts.InboundName(in), in, "dispatch"),
 		r.Outbound("dispatch", disp, next, 0),
 		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Meter: meter, Logger: m.logger}, "", 0),
 	}

@@ -171,6 +171,17 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		n.link.out = t.inbox
 	}
+	r.logger.Info("starting the router", "parts", len(r.order))
+	for _, n := range r.order {
+		to := n.route
+		switch {
+		case n.kind == bypass:
+			to = "-"
+		case to == "":
+			to = "exterior"
+		}
+		r.logger.Info("starting "+n.kind.String()+" part", "part", n.name, "connects_to", to)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -246,4 +257,16 @@ func (l *Link) SendTo(ctx context.Context, name string, e Envelope) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// InboundName is the name a component gives its way in in the router's
+// logs: gateway for clients, subscriber for upstreams.
+func InboundName(p Part) string {
+	switch p.(type) {
+	case *Gateway:
+		return "gateway"
+	case *Subscriber:
+		return "subscriber"
+	}
+	return "in"
 }

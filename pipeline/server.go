@@ -84,7 +84,7 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 	meter := parts.NewMeter()
 	r.SetMeter(meter)
 	if err := errors.Join(
-		r.Inbound("in", in, "functions"),
+		r.Inbound(parts.InboundName(in), in, "functions"),
 		r.Outbound("functions", &parts.Functions{Lookup: c.lookup, Concurrency: c.settings.concurrency, Logger: c.logger}, "replies", 0),
 		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Meter: meter, Logger: c.logger}, "", 0),
 	); err != nil {

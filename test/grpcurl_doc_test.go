@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/base64"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,8 +64,8 @@ func runDoc(t *testing.T, block, addr, dir string) (string, []string) {
 // a free port instead of 127.0.0.1:5555.
 func TestGrpcurlDoc(t *testing.T) {
 	t.Parallel()
-	addr, _ := serveTCP(t)
 	dir := t.TempDir()
+	addr := serveDocServer(t, dir)
 	for _, block := range docBlocks(t, "grpcurl.md", "plaintext") {
 		out, failed := runDoc(t, block, addr, dir)
 		for _, f := range failed {
@@ -122,3 +123,50 @@ func TestGrpcurlDoc(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// serveDocServer runs the server command of docs/grpcurl.md, with the palm
+// command built for the test, on a free address until the test ends, and
+// returns the address.
+func serveDocServer(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command(goCommand(t), "build", "-o", filepath.Join(bin, "palm"), "./cmd/palm")
+	build.Dir = repoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building palm: %v\n%s", err, out)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	block := docBlocks(t, "grpcurl.md", "server")[0]
+	cmd := exec.Command("bash", "-c", "exec "+strings.TrimSpace(strings.ReplaceAll(block, "127.0.0.1:5555", addr)))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	palmtest.Eventually(t, 30*time.Second, "the documented server is up", func() bool {
+		conn, err := net.Dial("tcp", addr)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+	return addr
+}

@@ -67,8 +67,14 @@ type component struct {
 // process must exit).
 func startPalm(t *testing.T, args ...string) *component {
 	t.Helper()
+	return startPalmEnv(t, nil, args...)
+}
+
+// startPalmEnv is startPalm with PALM_ variables in env.
+func startPalmEnv(t *testing.T, env []string, args ...string) *component {
+	t.Helper()
 	c := &component{cmd: exec.Command(palmBinary(t), args...), seen: make(chan string, 4096), done: make(chan struct{})}
-	c.cmd.Env = withoutPalmEnv(os.Environ())
+	c.cmd.Env = append(withoutPalmEnv(os.Environ()), env...)
 	r, w := io.Pipe()
 	c.cmd.Stderr, c.cmd.Stdout = w, w
 	if err := c.cmd.Start(); err != nil {
@@ -146,8 +152,9 @@ func TestClusterFromCommands(t *testing.T) {
 	}
 	m.waitFor(t, "worker joined")
 	m.waitFor(t, "worker joined")
-	p := startPalm(t, "pipeline", "my_pipeline", "--from", masterAddr+"=server", "--listen", stageAddr,
-		"--exec-mode", "lines", "--exec", `foo=while read l; do echo "and I pipelined $l"; done`)
+	// The stage's address and mode from their PALM_ twins.
+	p := startPalmEnv(t, []string{"PALM_LISTEN=" + stageAddr, "PALM_EXEC_MODE=lines"}, "pipeline", "my_pipeline", "--from", masterAddr+"=server",
+		"--exec", `foo=while read l; do echo "and I pipelined $l"; done`)
 	p.waitFor(t, "subscribed")
 
 	var in bytes.Buffer

@@ -165,8 +165,18 @@ func TestHelp(t *testing.T) {
 		args  []string
 		verbs []string
 	}{
-		{[]string{"--help"}, []string{"demo", "eval", "kv"}},
+		{[]string{"--help"}, []string{"demo", "eval", "job", "kv", "health", "info", "server", "pipeline", "sink", "master", "hub", "worker"}},
 		{nil, []string{"demo", "eval", "kv"}},
+		{[]string{"help", "exec"}, []string{"once", "lines", "frames", "status byte"}},
+		{[]string{"server", "--help"}, []string{"--listen", "--exec", "--exec-mode", "--concurrency", "--pipelined", "--cert", "--client-auth", "--tokens", "--metrics-address", "--max-message-size", "--keepalive", "Examples:"}},
+		{[]string{"pipeline", "--help"}, []string{"--from", "--listen", "--exec", "--pipelined", "Examples:"}},
+		{[]string{"sink", "--help"}, []string{"--from", "--listen", "--exec", "Examples:"}},
+		{[]string{"master", "--help"}, []string{"--listen", "--pipelined", "--metrics-address", "Examples:"}},
+		{[]string{"hub", "--help"}, []string{"--from", "--listen", "Examples:"}},
+		{[]string{"worker", "--help"}, []string{"--master", "--exec", "--concurrency", "--cacert", "--token", "Examples:"}},
+		{[]string{"job", "--help"}, []string{"--length-delimited", "--messages", "--sub-address", "--progress", "Examples:"}},
+		{[]string{"info", "--help"}, []string{"--json", "Examples:"}},
+		{[]string{"health", "--help"}, []string{"--service", "Examples:"}},
 		{[]string{"kv", "--help"}, []string{"get", "set", "delete", "keys"}},
 		{[]string{"kv"}, []string{"get", "set", "delete", "keys"}},
 		{[]string{"eval", "--help"}, []string{"--address", "--timeout"}},
