@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -100,6 +101,9 @@ type DispatcherConfig struct {
 	// MaxAttempts is how many times a task is handed out before it fails;
 	// 0 means dispatch.DefaultMaxAttempts.
 	MaxAttempts int
+	// HelloTimeout bounds the wait for a new stream's hello; 0 means
+	// DefaultHelloTimeout.
+	HelloTimeout time.Duration
 	// Logger; nil is quiet.
 	Logger hclog.Logger
 }
@@ -109,6 +113,9 @@ type DispatcherConfig struct {
 func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 	if cfg.Queue <= 0 {
 		cfg.Queue = DefaultTaskQueue
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
 	}
 	l := cfg.Logger
 	if l == nil {
@@ -123,6 +130,10 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 		closing: make(chan struct{}),
 	}
 }
+
+// DefaultHelloTimeout is how long a Dispatcher waits for the hello of a
+// new worker stream before it ends it.
+const DefaultHelloTimeout = 30 * time.Second
 
 // Workers is the number of workers connected.
 func (d *Dispatcher) Workers() int { return int(d.workers.Load()) }
@@ -428,7 +439,7 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 		return errStopping
 	default:
 	}
-	first, err := stream.Recv()
+	first, err := d.hello(stream)
 	if err != nil {
 		return err
 	}
@@ -518,6 +529,29 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		}
+	}
+}
+
+// hello waits for the first WorkRequest of a stream, at most the hello
+// timeout: a connection that opens a stream and says nothing does not hold
+// the handler for ever.
+func (d *Dispatcher) hello(stream palmv1.DispatchService_WorkServer) (*palmv1.WorkRequest, error) {
+	type first struct {
+		req *palmv1.WorkRequest
+		err error
+	}
+	got := make(chan first, 1)
+	go func() {
+		req, err := stream.Recv() // returns when the handler does, at the latest
+		got <- first{req, err}
+	}()
+	t := time.NewTimer(d.cfg.HelloTimeout)
+	defer t.Stop()
+	select {
+	case f := <-got:
+		return f.req, f.err
+	case <-t.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %v of opening the stream: a worker's first WorkRequest carries its hello", d.cfg.HelloTimeout)
 	}
 }
 
