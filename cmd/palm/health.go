@@ -8,8 +8,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-
-	"github.com/gopalm/palm"
 )
 
 func newHealth(c *common) *cobra.Command {
@@ -29,21 +27,9 @@ soon as it starts to stop, while it finishes the messages it holds.`,
   palm health --service palm.v1.DispatchService --cacert ca.pem 10.0.0.5:5559`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			address := c.address
-			if len(args) == 1 {
-				address = args[0]
-			}
-			opts, err := c.security.options(address)
+			conn, err := c.conn(args)
 			if err != nil {
 				return err
-			}
-			dial, err := palm.DialOptions(opts...)
-			if err != nil {
-				return usageError{err}
-			}
-			conn, err := grpc.NewClient(address, dial...)
-			if err != nil {
-				return usageError{err}
 			}
 			defer conn.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)

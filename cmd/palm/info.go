@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 )
 
@@ -33,21 +32,9 @@ subscriptions, cache keys. --json prints the palm.v1.InfoResponse as JSON.`,
   palm info --json --cacert ca.pem 10.0.0.5:5559`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			address := c.address
-			if len(args) == 1 {
-				address = args[0]
-			}
-			opts, err := c.security.options(address)
+			conn, err := c.conn(args)
 			if err != nil {
 				return err
-			}
-			dial, err := palm.DialOptions(opts...)
-			if err != nil {
-				return usageError{err}
-			}
-			conn, err := grpc.NewClient(address, dial...)
-			if err != nil {
-				return usageError{err}
 			}
 			defer conn.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)

@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
 
 	"github.com/gopalm/palm"
 )
@@ -66,4 +67,26 @@ func loopback(address string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// conn opens a raw gRPC connection to the component at args[0], or at
+// --address without one, with the TLS and token flags.
+func (c *common) conn(args []string) (*grpc.ClientConn, error) {
+	address := c.address
+	if len(args) == 1 {
+		address = args[0]
+	}
+	opts, err := c.security.options(address)
+	if err != nil {
+		return nil, err
+	}
+	dial, err := palm.DialOptions(opts...)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	conn, err := grpc.NewClient(address, dial...)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return conn, nil
 }
