@@ -301,7 +301,17 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)
 	srv.RegisterCache(m.store)
 	drain := func(ctx context.Context) error {
-		err := errors.Join(drainIn(ctx), disp.Drain(ctx))
+		// The intake may take most of the stop bound to finish what it
+		// took; the workers keep a fifth of it to hear the drain, finish
+		// what they hold and leave, even when a message still waits for a
+		// worker that never comes.
+		inCtx := ctx
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			inCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)*4/5))
+			defer cancel()
+		}
+		err := errors.Join(drainIn(inCtx), disp.Drain(ctx))
 		topics.Close()
 		return err
 	}

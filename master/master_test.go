@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"strings"
 	"sync"
@@ -355,5 +356,56 @@ func TestHelloFunctionNames(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "give function names alone") {
 			t.Errorf("hello with function %q: got %v, want InvalidArgument explaining the names", fn, err)
 		}
+	}
+}
+
+// A message that waits for a worker that never comes does not take the
+// whole stop bound: the connected worker still hears the drain, with no
+// task after it, and leaves cleanly before the master is cut.
+func TestDrainReachesWorkersWhenIntakeHangs(t *testing.T) {
+	m, err := master.New("server", palm.WithLogger(palmtest.Logger(t, hclog.Warn)), palm.WithStopTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := palmtest.Listen()
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- m.Serve(ctx, l) }()
+	defer func() { stop(); <-served }()
+
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	stream, err := palmv1.NewDispatchServiceClient(l.Conn(t)).Work(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&palmv1.WorkRequest{Hello: &palmv1.Hello{Name: "w", Functions: []string{"foo"}}, Credit: 1})
+	if first, err := stream.Recv(); err != nil || first.GetWelcome() == nil {
+		t.Fatalf("welcome: %v %v", first, err)
+	}
+	// A message for bar, which no worker serves: it waits in the queue.
+	gw := palmv1.NewGatewayServiceClient(l.Conn(t))
+	go gw.Eval(wctx, &palmv1.EvalRequest{Message: &palmv1.PalmMessage{Pipeline: "p", Client: "c", Function: "server.bar", Sequence: 1}})
+	info := palmv1.NewInfoServiceClient(l.Conn(t))
+	palmtest.Eventually(t, 5*time.Second, "the message is queued", func() bool {
+		r, err := info.Info(wctx, &palmv1.InfoRequest{})
+		return err == nil && r.GetCounters()["tasks_queued"] == 1
+	})
+	stop()
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("the stream ended without a drain: %v", err)
+		}
+		if len(resp.GetTasks()) > 0 {
+			t.Fatalf("a task for a worker that serves only foo: %v", resp)
+		}
+		if resp.GetDrain() {
+			break
+		}
+	}
+	stream.CloseSend()
+	if _, err = stream.Recv(); err != io.EOF {
+		t.Errorf("after half-closing on drain, the stream ended with %v, not cleanly: the master was cut before its workers left", err)
 	}
 }

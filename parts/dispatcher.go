@@ -154,12 +154,14 @@ const (
 	joined eventKind = iota
 	request
 	left
+	stopAssigning // Drain: hand out no more tasks; ack is closed once Run knows
 )
 
 type event struct {
 	kind eventKind
 	w    *workerConn
 	req  *palmv1.WorkRequest
+	ack  chan struct{}
 }
 
 // workerConn is one worker's stream as Run sees it.
@@ -189,6 +191,7 @@ func (d *Dispatcher) Run(ctx context.Context, link *Link) error {
 	workers := map[dispatch.WorkerID]*workerConn{}
 	close(d.ready)
 	defer close(d.runDone)
+	assigning := true
 	for {
 		inbox := link.Inbox()
 		if core.Room() == 0 {
@@ -202,11 +205,19 @@ func (d *Dispatcher) Run(ctx context.Context, link *Link) error {
 				return nil
 			}
 		case ev := <-d.events:
+			if ev.kind == stopAssigning {
+				assigning = false
+				close(ev.ack)
+				break
+			}
 			if err := d.handle(ctx, link, core, workers, ev); err != nil {
 				return nil
 			}
 		}
-		if err := d.assign(ctx, link, core, workers); err != nil {
+		if !assigning {
+			// Draining: the workers were told no new task comes. What
+			// waits in the queue ends with the stop.
+		} else if err := d.assign(ctx, link, core, workers); err != nil {
 			return nil
 		}
 		d.queued.Store(int64(core.Queued()))
@@ -517,6 +528,19 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 			}
 		case <-closing:
 			closing = nil
+			// Tasks handed out before the master stopped assigning go
+			// before the drain; none comes after it.
+			if len(w.tasks) > 0 {
+				resp.Tasks = resp.Tasks[:0]
+				for len(w.tasks) > 0 {
+					resp.Tasks = append(resp.Tasks, <-w.tasks)
+				}
+				err := stream.Send(resp)
+				clear(resp.Tasks)
+				if err != nil {
+					return err
+				}
+			}
 			if err := stream.Send(&palmv1.WorkResponse{Drain: true}); err != nil {
 				return err
 			}
@@ -558,7 +582,19 @@ func (d *Dispatcher) hello(stream palmv1.DispatchService_WorkServer) (*palmv1.Wo
 // Drain tells every connected worker to finish what it holds and leave,
 // and waits until their streams have ended or ctx ends.
 func (d *Dispatcher) Drain(ctx context.Context) error {
-	d.closeOne.Do(func() { close(d.closing) })
+	d.closeOne.Do(func() {
+		// Run stops handing out tasks first, so that none follows a
+		// worker's drain (the protocol's promise).
+		ack := make(chan struct{})
+		if d.post(ctx, event{kind: stopAssigning, ack: ack}) == nil {
+			select {
+			case <-ack:
+			case <-ctx.Done():
+			case <-d.runDone:
+			}
+		}
+		close(d.closing)
+	})
 	done := make(chan struct{})
 	go func() { d.streams.Wait(); close(done) }()
 	select {
