@@ -322,10 +322,11 @@ func (f *Func) Close() {
 	}
 }
 
-// limited keeps the first max bytes written to it (and copies all to tee).
+// limited keeps the last max bytes written to it, the freshest reason a
+// command gave (and copies all to tee).
 type limited struct {
 	mu  sync.Mutex
-	buf bytes.Buffer
+	buf []byte
 	max int
 	tee io.Writer
 }
@@ -333,8 +334,9 @@ type limited struct {
 func (l *limited) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if room := l.max - l.buf.Len(); room > 0 {
-		l.buf.Write(b[:min(len(b), room)])
+	l.buf = append(l.buf, b...)
+	if over := len(l.buf) - l.max; over > 0 {
+		l.buf = append(l.buf[:0], l.buf[over:]...)
 	}
 	if l.tee != nil {
 		l.tee.Write(b)
@@ -345,7 +347,7 @@ func (l *limited) Write(b []byte) (int, error) {
 func (l *limited) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.buf.String()
+	return string(l.buf)
 }
 
 var _ palm.Handler = (*Func)(nil)

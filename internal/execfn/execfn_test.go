@@ -115,3 +115,12 @@ func TestParse(t *testing.T) {
 		t.Error("ParseMode: no error")
 	}
 }
+
+func TestLimitedKeepsTheTail(t *testing.T) {
+	l := &limited{max: 8}
+	l.Write([]byte("old text, "))
+	l.Write([]byte("fresh!"))
+	if got := l.String(); got != ", fresh!" {
+		t.Errorf("kept %q", got)
+	}
+}
