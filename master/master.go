@@ -255,9 +255,6 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	}
 	topics := parts.NewTopics(0, m.logger)
 	r := parts.NewRouter(m.logger)
-	// Counted always: for metrics when wanted, and for InfoService.
-	meter := parts.NewMeter()
-	r.SetMeter(meter)
 	next := "replies"
 	if m.settings.gather != nil {
 		next = "gather"
@@ -265,7 +262,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	regs := []error{
 		r.Inbound(parts.InboundName(in), in, "dispatch"),
 		r.Outbound("dispatch", disp, next, 0),
-		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Meter: meter, Logger: m.logger}, "", 0),
+		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: m.logger}, "", 0),
 	}
 	if m.settings.gather != nil {
 		regs = append(regs, r.Outbound("gather", &parts.Gather{Fn: m.settings.gather, Logger: m.logger}, "replies", 0))
@@ -277,7 +274,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	srv := server.New(m.cfg, m.logger)
 	srv.Observe(m.name, metrics.Source{
 		Kind:            m.kind,
-		Meter:           meter,
+		Meter:           r.Meter(),
 		Workers:         disp.Workers,
 		Queued:          disp.Queued,
 		InFlight:        disp.InFlight,

@@ -332,7 +332,8 @@ func (d *Dispatcher) handle(ctx context.Context, link *Link, core *dispatch.Core
 			}
 			st := t.Value.(*taskState)
 			out := result(st.msg, r.GetMessage())
-			if err := link.Send(ctx, Envelope{Msg: out, Origin: st.fan.origin, Sequence: st.fan.sequence}); err != nil {
+			step := Step{Server: d.cfg.Master, Function: t.Function}
+			if err := link.Send(ctx, Envelope{Msg: out, Origin: st.fan.origin, Sequence: st.fan.sequence, Step: step}); err != nil {
 				return err
 			}
 		}

@@ -86,6 +86,7 @@ func (f *Functions) call(e Envelope, logger hclog.Logger) Envelope {
 			payload, err = invoke(cctx, h, e.Msg, step, logger)
 		}
 	}
+	out.Step = step
 	if err != nil {
 		out.Msg = derive(e.Msg, nil)
 		out.Msg.Error = route.ErrorOf(err, step)

@@ -43,7 +43,7 @@ func (g *Gather) Run(ctx context.Context, link *Link) error {
 			continue
 		}
 		for _, m := range g.apply(e.Msg, logger) {
-			if err := link.Send(ctx, Envelope{Msg: m, Origin: e.Origin, Sequence: e.Sequence}); err != nil {
+			if err := link.Send(ctx, Envelope{Msg: m, Origin: e.Origin, Sequence: e.Sequence, Step: e.Step}); err != nil {
 				return nil
 			}
 		}

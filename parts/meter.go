@@ -21,17 +21,20 @@ const OtherFunction = "other"
 // concurrent use.
 type Meter struct {
 	mu    sync.RWMutex
-	steps map[string]*stepCount
+	steps map[Step]*stepCount // keyed by the step itself: counting allocates nothing
 }
+
+// otherStep is the key of the steps counted together past the bound.
+var otherStep = Step{Function: OtherFunction}
 
 type stepCount struct {
 	in, out, failed atomic.Uint64
 }
 
 // NewMeter returns an empty Meter.
-func NewMeter() *Meter { return &Meter{steps: map[string]*stepCount{}} }
+func NewMeter() *Meter { return &Meter{steps: map[Step]*stepCount{}} }
 
-func (m *Meter) count(step string) *stepCount {
+func (m *Meter) count(step Step) *stepCount {
 	m.mu.RLock()
 	c := m.steps[step]
 	m.mu.RUnlock()
@@ -44,7 +47,7 @@ func (m *Meter) count(step string) *stepCount {
 		return c
 	}
 	if len(m.steps) >= maxMeterFunctions {
-		step = OtherFunction
+		step = otherStep
 		if c = m.steps[step]; c != nil {
 			return c
 		}
@@ -55,21 +58,21 @@ func (m *Meter) count(step string) *stepCount {
 }
 
 // In counts a message entering for step.
-func (m *Meter) In(step string) {
+func (m *Meter) In(step Step) {
 	if m != nil {
 		m.count(step).in.Add(1)
 	}
 }
 
 // Out counts a result of step sent on.
-func (m *Meter) Out(step string) {
+func (m *Meter) Out(step Step) {
 	if m != nil {
 		m.count(step).out.Add(1)
 	}
 }
 
 // Failed counts an error reply of step.
-func (m *Meter) Failed(step string) {
+func (m *Meter) Failed(step Step) {
 	if m != nil {
 		m.count(step).failed.Add(1)
 	}
@@ -83,6 +86,10 @@ func (m *Meter) Steps(f func(step string, in, out, failed uint64)) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for s, c := range m.steps {
-		f(s, c.in.Load(), c.out.Load(), c.failed.Load())
+		name := s.String()
+		if s == otherStep {
+			name = OtherFunction
+		}
+		f(name, c.in.Load(), c.out.Load(), c.failed.Load())
 	}
 }

@@ -48,9 +48,6 @@ type Replies struct {
 	// Publisher receives messages that do not go back to their origin; nil
 	// drops them with a debug log (nobody subscribed).
 	Publisher Publisher
-	// Meter counts the results sent on and the error replies; nil counts
-	// nothing.
-	Meter *Meter
 	// Logger; nil is quiet.
 	Logger hclog.Logger
 }
@@ -76,9 +73,7 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 		_, detached := e.Origin.(Detached)
 		direct := e.Origin != nil && !detached
 		if m := e.Msg; m != nil {
-			if r.Meter != nil {
-				r.count(m)
-			}
+			count(link.Meter(), e.Step, m)
 			topic, next := ToClient(m)
 			if m.Error == nil || !direct {
 				topic, next = handle(m)
@@ -104,18 +99,22 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 	}
 }
 
-// count counts m in the Meter: as a failure of the step its error names,
-// or as a result of its current step.
-func (r *Replies) count(m *palmv1.PalmMessage) {
-	if f := m.GetError().GetFunction(); f != "" {
-		r.Meter.Failed(f)
+// count counts m in meter: as a failure of the step its error names, or as
+// a result of step, the step that produced it (parsed from m when the part
+// before did not say).
+func count(meter *Meter, step Step, m *palmv1.PalmMessage) {
+	if e := m.GetError(); e != nil {
+		if f, err := route.ParseStep(e.GetFunction()); err == nil {
+			step = f
+		}
+		meter.Failed(step)
 		return
 	}
-	step, err := route.Current(m)
-	switch {
-	case m.GetError() != nil:
-		r.Meter.Failed(step.String())
-	case err == nil:
-		r.Meter.Out(step.String())
+	if step.Function == "" {
+		var err error
+		if step, err = route.Current(m); err != nil {
+			return
+		}
 	}
+	meter.Out(step)
 }

@@ -98,12 +98,12 @@ func NewRouter(logger hclog.Logger) *Router {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Router{logger: logger, nodes: map[string]*node{}}
+	return &Router{logger: logger, nodes: map[string]*node{}, meter: NewMeter()}
 }
 
-// SetMeter makes the router count in m each message its inbound parts
-// send, by the step it asks for. Call it before Run.
-func (r *Router) SetMeter(m *Meter) { r.meter = m }
+// Meter counts the messages through the router: in as its inbound parts
+// send them, out and failed as Replies sends them on.
+func (r *Router) Meter() *Meter { return r.meter }
 
 // ErrUnknownPart is returned when a route or a SendTo names no registered part.
 var ErrUnknownPart = errors.New("parts: no such part")
@@ -219,6 +219,9 @@ type Link struct {
 // Name is the part's name.
 func (l *Link) Name() string { return l.node.name }
 
+// Meter is the router's Meter.
+func (l *Link) Meter() *Meter { return l.router.meter }
+
 // Inbox is the channel the part receives from; nil for inbound and bypass
 // parts.
 func (l *Link) Inbox() <-chan Envelope { return l.node.inbox }
@@ -229,8 +232,8 @@ func (l *Link) Send(ctx context.Context, e Envelope) error {
 	if l.out == nil {
 		return fmt.Errorf("parts: part %q has no route", l.node.name)
 	}
-	if m := l.router.meter; m != nil && l.node.kind == inbound {
-		m.In(e.Step.String())
+	if l.node.kind == inbound {
+		l.router.meter.In(e.Step)
 	}
 	select {
 	case l.out <- e:

@@ -80,13 +80,10 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 		handle = parts.NextStage(c.name)
 	}
 	r := parts.NewRouter(c.logger)
-	// Counted always: for metrics when wanted, and for InfoService.
-	meter := parts.NewMeter()
-	r.SetMeter(meter)
 	if err := errors.Join(
 		r.Inbound(parts.InboundName(in), in, "functions"),
 		r.Outbound("functions", &parts.Functions{Lookup: c.lookup, Concurrency: c.settings.concurrency, Logger: c.logger}, "replies", 0),
-		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Meter: meter, Logger: c.logger}, "", 0),
+		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: c.logger}, "", 0),
 	); err != nil {
 		lis.Close()
 		return err
@@ -94,7 +91,7 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 	srv := server.New(c.cfg, c.logger)
 	srv.Observe(c.name, metrics.Source{
 		Kind:            strings.ToLower(c.kind),
-		Meter:           meter,
+		Meter:           r.Meter(),
 		Subscribers:     topics.Subscribers,
 		SubscriberQueue: topics.Queued,
 		Dropped:         topics.Dropped,
