@@ -60,7 +60,7 @@ type Topics struct {
 	mu      sync.RWMutex
 	byTopic map[string]map[*subscriber]struct{}
 	counts  map[string]*topicCount
-	subs    int
+	members map[*subscriber]struct{} // every open subscription
 	dropped atomic.Uint64
 }
 
@@ -93,6 +93,7 @@ func NewTopics(queue int, logger hclog.Logger) *Topics {
 		closing:  make(chan struct{}),
 		byTopic:  map[string]map[*subscriber]struct{}{},
 		counts:   map[string]*topicCount{},
+		members:  map[*subscriber]struct{}{},
 	}
 }
 
@@ -105,22 +106,16 @@ func (p *Topics) Dropped() uint64 { return p.dropped.Load() }
 func (p *Topics) Subscribers() int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.subs
+	return len(p.members)
 }
 
 // Queued is the number of messages waiting in the subscribers' queues.
 func (p *Topics) Queued() int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	seen := map[*subscriber]struct{}{}
 	n := 0
-	for _, set := range p.byTopic {
-		for s := range set {
-			if _, ok := seen[s]; !ok {
-				seen[s] = struct{}{}
-				n += len(s.ch)
-			}
-		}
+	for s := range p.members {
+		n += len(s.ch)
 	}
 	return n
 }
@@ -261,7 +256,7 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 			confirm.Published[t] = c.published.Load()
 		}
 	}
-	p.subs++
+	p.members[s] = struct{}{}
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -271,7 +266,7 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 				delete(p.byTopic, t)
 			}
 		}
-		p.subs--
+		delete(p.members, s)
 		p.mu.Unlock()
 		// No Publish finds it now; once those under way are done, what is
 		// still queued for it will never be sent.
