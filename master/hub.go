@@ -70,11 +70,7 @@ func (h *Hub) Subscribed() bool { return h.sub.Connected() > 0 }
 
 // ListenAndServe listens on the TCP address addr and calls Serve.
 func (h *Hub) ListenAndServe(ctx context.Context, addr string) error {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("master: hub %s: %w", h.name, err)
-	}
-	return h.Serve(ctx, lis)
+	return h.listenAndServe(ctx, addr, h.Serve)
 }
 
 // Serve subscribes to the upstream and serves workers and the Hub's

@@ -203,11 +203,16 @@ func (m *Master) Workers() int {
 
 // ListenAndServe listens on the TCP address addr and calls Serve.
 func (m *Master) ListenAndServe(ctx context.Context, addr string) error {
+	return m.listenAndServe(ctx, addr, m.Serve)
+}
+
+// listenAndServe listens on addr and calls serve, a Master's or a Hub's.
+func (m *Master) listenAndServe(ctx context.Context, addr string, serve func(context.Context, net.Listener) error) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("master: %s: %w", m.name, err)
+		return fmt.Errorf("master: %s %s: %w", m.kind, m.name, err)
 	}
-	return m.Serve(ctx, lis)
+	return serve(ctx, lis)
 }
 
 // Serve serves clients and workers on lis until ctx ends, then stops: it
