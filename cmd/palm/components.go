@@ -98,6 +98,19 @@ func (s *serving) options(c *common, cmd *cobra.Command) ([]palm.Option, error) 
 	return opts, nil
 }
 
+// pipelineOptions are options plus those of a Server, Pipeline or Sink.
+func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]palm.Option, error) {
+	opts, err := s.options(c, cmd)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, pipeline.Concurrency(s.concurrency))
+	if s.pipelined {
+		opts = append(opts, pipeline.Pipelined())
+	}
+	return opts, nil
+}
+
 // serverOptions are the TLS options of a component serving on listen:
 // TLS when a TLS flag is given; plaintext on loopback or with --plaintext.
 func (s *security) serverOptions(listen string) ([]palm.Option, error) {
@@ -217,13 +230,9 @@ the next step of a pipeline instead of back to the client.`,
   palm server my_server --listen 0.0.0.0:5555 --cert server.pem --key server-key.pem --exec-mode lines --exec foo=./foo.py`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := s.options(c, cmd)
+			opts, err := s.pipelineOptions(c, cmd)
 			if err != nil {
 				return err
-			}
-			opts = append(opts, pipeline.Concurrency(s.concurrency))
-			if s.pipelined {
-				opts = append(opts, pipeline.Pipelined())
 			}
 			srv, err := pipeline.NewServer(args[0], opts...)
 			if err != nil {
@@ -263,13 +272,9 @@ does.`
 			if err != nil {
 				return err
 			}
-			opts, err := s.options(c, cmd)
+			opts, err := s.pipelineOptions(c, cmd)
 			if err != nil {
 				return err
-			}
-			opts = append(opts, pipeline.Concurrency(s.concurrency))
-			if s.pipelined {
-				opts = append(opts, pipeline.Pipelined())
 			}
 			var (
 				comp   servable
