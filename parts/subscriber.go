@@ -91,7 +91,6 @@ type Subscriber struct {
 
 	missed    atomic.Uint64
 	connected atomic.Int64
-	received  atomic.Uint64
 }
 
 // NewSubscriber returns a Subscriber; register it as an inbound part.
@@ -137,12 +136,6 @@ func (s *Subscriber) Missed() uint64 { return s.missed.Load() }
 
 // Connected is the number of subscriptions in place now.
 func (s *Subscriber) Connected() int { return int(s.connected.Load()) }
-
-// Received is the number of messages received from the upstreams.
-func (s *Subscriber) Received() uint64 { return s.received.Load() }
-
-// InFlight is the number of received messages not yet finished.
-func (s *Subscriber) InFlight() int { return int(s.origin.inflight.Load()) }
 
 // Run subscribes to every upstream and sends what they publish into the
 // router until ctx ends or Drain is called.
@@ -305,7 +298,6 @@ func (s *Subscriber) admit(ctx context.Context, link *Link, m *palmv1.PalmMessag
 	if m == nil {
 		return nil
 	}
-	s.received.Add(1)
 	o := s.origin
 	o.inflight.Add(1)
 	e := Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Done: true}
