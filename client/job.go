@@ -252,12 +252,7 @@ func (j *job) listen(ctx context.Context) {
 			j.subErr = j.c.subError(err)
 			return
 		}
-		var mine []*palmv1.PalmMessage
-		for _, p := range resp.GetPublications() {
-			if m := p.GetMessage(); m.GetPipeline() == j.pipeline {
-				mine = append(mine, m)
-			}
-		}
+		mine := ofPipeline(resp, j.pipeline)
 		if len(mine) == 0 {
 			continue
 		}

@@ -36,10 +36,8 @@ func (c *Client) await(stream palmv1.PublisherService_SubscribeClient, pipeline 
 		if err != nil {
 			return nil, c.subError(err)
 		}
-		for _, p := range resp.GetPublications() {
-			if m := p.GetMessage(); m.GetPipeline() == pipeline {
-				return m, nil
-			}
+		if mine := ofPipeline(resp, pipeline); len(mine) > 0 {
+			return mine[0], nil
 		}
 	}
 }
@@ -56,4 +54,16 @@ func (c *Client) subError(err error) error {
 		code = codes.Unavailable // the stream ended without a status
 	}
 	return status.Errorf(code, "replies from %s (SubAddress): %s", c.subAddr, st.Message())
+}
+
+// ofPipeline returns the messages of resp that belong to pipeline: a
+// subscription to the Client's id also carries its other calls' replies.
+func ofPipeline(resp *palmv1.SubscribeResponse, pipeline string) []*palmv1.PalmMessage {
+	var mine []*palmv1.PalmMessage
+	for _, p := range resp.GetPublications() {
+		if m := p.GetMessage(); m.GetPipeline() == pipeline {
+			mine = append(mine, m)
+		}
+	}
+	return mine
 }
