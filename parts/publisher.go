@@ -161,12 +161,6 @@ func (p *Topics) count(topic string) *topicCount {
 // Publish hands m to every subscriber of topic, waiting for room in each
 // queue until ctx ends or the subscriber goes away.
 func (p *Topics) Publish(ctx context.Context, topic string, m *palmv1.PalmMessage) error {
-	p.mu.RLock()
-	c := p.counts[topic]
-	p.mu.RUnlock()
-	if c == nil {
-		c = p.count(topic) // the first message under topic
-	}
 	// Counting and finding the subscribers under one read lock keeps both
 	// in step with Subscribe, which registers and reads the count under the
 	// write lock: a message is counted before a confirmation and not sent to
@@ -174,6 +168,14 @@ func (p *Topics) Publish(ctx context.Context, topic string, m *palmv1.PalmMessag
 	var few [4]*subscriber
 	subs := few[:0]
 	p.mu.RLock()
+	c := p.counts[topic]
+	if c == nil && len(p.counts) < maxCountedTopics {
+		// The first message under topic: make its counter, then look again.
+		p.mu.RUnlock()
+		p.count(topic)
+		p.mu.RLock()
+		c = p.counts[topic]
+	}
 	if c != nil {
 		c.published.Add(1)
 	}
