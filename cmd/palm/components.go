@@ -116,22 +116,10 @@ func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]palm.Option,
 func (s *security) serverOptions(listen string) ([]palm.Option, error) {
 	f := s.files
 	tlsWanted := f.CACert != "" || f.Cert != "" || f.Key != "" || f.ClientAuth
-	switch {
-	case tlsWanted && s.plaintext:
-		return nil, usageError{fmt.Errorf("--plaintext excludes the TLS flags")}
-	case tlsWanted:
-		if f.Cert == "" {
-			return nil, usageError{fmt.Errorf("serving TLS needs the component's certificate and key (--cert, --key)")}
-		}
-		cfg, err := f.Config()
-		if err != nil {
-			return nil, usageError{err}
-		}
-		return []palm.Option{palm.WithTLS(cfg)}, nil
-	case !s.plaintext && !loopback(listen):
-		return nil, usageError{fmt.Errorf("refusing to serve on %s in plaintext: give --cert and --key (and --cacert) for TLS, or --plaintext", listen)}
+	if tlsWanted && !s.plaintext && f.Cert == "" {
+		return nil, usageError{fmt.Errorf("serving TLS needs the component's certificate and key (--cert, --key)")}
 	}
-	return nil, nil
+	return s.tls(tlsWanted, fmt.Sprintf("serve on %s", listen), listen, "give --cert and --key (and --cacert) for TLS")
 }
 
 // readTokens reads a tokens file: ROLE TOKEN per line, # comments.

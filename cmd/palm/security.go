@@ -33,18 +33,9 @@ func (s *security) flags(pf *pflag.FlagSet) {
 func (s *security) options(address string) ([]palm.Option, error) {
 	f := s.files
 	tlsWanted := f.CACert != "" || f.Cert != "" || f.Key != "" || f.ServerName != "" || f.Insecure
-	var opts []palm.Option
-	switch {
-	case tlsWanted && s.plaintext:
-		return nil, usageError{fmt.Errorf("--plaintext excludes the TLS flags (--cacert, --cert, --key, --servername, --insecure)")}
-	case tlsWanted:
-		cfg, err := f.Config()
-		if err != nil {
-			return nil, usageError{err}
-		}
-		opts = append(opts, palm.WithTLS(cfg))
-	case !s.plaintext && !loopback(address):
-		return nil, usageError{fmt.Errorf("refusing to talk to %s in plaintext: give --cacert (and --cert, --key) for TLS, or --plaintext", address)}
+	opts, err := s.tls(tlsWanted, fmt.Sprintf("talk to %s", address), address, "give --cacert (and --cert, --key) for TLS")
+	if err != nil {
+		return nil, err
 	}
 	if s.token != "" {
 		if !tlsWanted {
@@ -53,6 +44,25 @@ func (s *security) options(address string) ([]palm.Option, error) {
 		opts = append(opts, palm.WithToken(s.token))
 	}
 	return opts, nil
+}
+
+// tls returns WithTLS from the files when TLS is wanted, nothing for
+// plaintext to or on a loopback address or with --plaintext, and a usage
+// error otherwise; doing says what the plaintext would be for.
+func (s *security) tls(wanted bool, doing, address, hint string) ([]palm.Option, error) {
+	switch {
+	case wanted && s.plaintext:
+		return nil, usageError{fmt.Errorf("--plaintext excludes the TLS flags (--cacert, --cert, --key, --servername, --insecure)")}
+	case wanted:
+		cfg, err := s.files.Config()
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return []palm.Option{palm.WithTLS(cfg)}, nil
+	case !s.plaintext && !loopback(address):
+		return nil, usageError{fmt.Errorf("refusing to %s in plaintext: %s, or --plaintext", doing, hint)}
+	}
+	return nil, nil
 }
 
 // loopback reports whether address is on this machine's loopback
