@@ -4,13 +4,25 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
+// QuotaReason is the reason of the google.rpc.ErrorInfo detail that ToStatus
+// attaches to the ResourceExhausted status of an ErrQuota error, in the
+// domain ErrorDomain. It tells a full cache apart from a value over the size
+// limit, which has the same code; clients in other languages can read it
+// too.
+const (
+	QuotaReason = "CACHE_QUOTA_EXCEEDED"
+	ErrorDomain = "palm.v1.CacheService"
+)
+
 // ToStatus turns an error from a Store into a gRPC status error with the same
 // message: ErrNotFound becomes NotFound, ErrInvalidKey InvalidArgument,
-// ErrTooLarge ResourceExhausted, context.Canceled Canceled and
+// ErrTooLarge ResourceExhausted, ErrQuota ResourceExhausted with an
+// ErrorInfo detail of reason QuotaReason, context.Canceled Canceled and
 // context.DeadlineExceeded DeadlineExceeded. An error that already carries a
 // gRPC status (such as one from FromStatus) keeps it; anything else becomes
 // Internal. ToStatus(nil) is nil. FromStatus is its inverse.
@@ -20,6 +32,12 @@ func ToStatus(err error) error {
 	}
 	var code codes.Code
 	switch {
+	case errors.Is(err, ErrQuota):
+		s := status.New(codes.ResourceExhausted, err.Error())
+		if d, derr := s.WithDetails(&errdetails.ErrorInfo{Reason: QuotaReason, Domain: ErrorDomain}); derr == nil {
+			s = d
+		}
+		return s.Err()
 	case errors.Is(err, ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, ErrInvalidKey):
@@ -42,7 +60,8 @@ func ToStatus(err error) error {
 // FromStatus turns a gRPC status error from a remote CacheService back into
 // an error that errors.Is matches against the sentinel ToStatus started from:
 // NotFound matches ErrNotFound, InvalidArgument ErrInvalidKey,
-// ResourceExhausted ErrTooLarge, Canceled context.Canceled and
+// ResourceExhausted ErrQuota when it carries the ErrorInfo of reason
+// QuotaReason and ErrTooLarge otherwise, Canceled context.Canceled and
 // DeadlineExceeded context.DeadlineExceeded. The result's message is the
 // server's message, and status.Code and status.FromError still report the
 // original status. Errors with other codes, and errors that carry no
@@ -63,6 +82,9 @@ func FromStatus(err error) error {
 		sentinel = ErrInvalidKey
 	case codes.ResourceExhausted:
 		sentinel = ErrTooLarge
+		if isQuota(s) {
+			sentinel = ErrQuota
+		}
 	case codes.Canceled:
 		sentinel = context.Canceled
 	case codes.DeadlineExceeded:
@@ -71,6 +93,16 @@ func FromStatus(err error) error {
 		return err
 	}
 	return &statusError{sentinel: sentinel, status: s}
+}
+
+// isQuota reports whether s carries the ErrorInfo ToStatus gives ErrQuota.
+func isQuota(s *status.Status) bool {
+	for _, d := range s.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == QuotaReason && info.GetDomain() == ErrorDomain {
+			return true
+		}
+	}
+	return false
 }
 
 // statusError is a gRPC status that unwraps to a kv or context sentinel.

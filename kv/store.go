@@ -22,6 +22,10 @@ var (
 	// ErrTooLarge means a value is over the size limit of the Store or
 	// service it was given to.
 	ErrTooLarge = errors.New("kv: value too large")
+	// ErrQuota means a Set would take a Store past one of its quotas: the
+	// bytes or the number of keys it may hold (see MaxBytes and MaxKeys).
+	// The Store is unchanged; deleting keys makes room.
+	ErrQuota = errors.New("kv: cache quota exceeded")
 )
 
 // Store is a key-value store. Keys are UTF-8 strings of 1 to MaxKeyLen bytes
@@ -43,7 +47,9 @@ type Store interface {
 	// there; the caller may reuse value afterwards. A nil value is stored
 	// as an empty value. An invalid key, including the empty key, returns
 	// an error wrapping ErrInvalidKey; a value over the Store's limit, if
-	// it has one, returns an error wrapping ErrTooLarge.
+	// it has one, returns an error wrapping ErrTooLarge; a Set that would
+	// take the Store past a quota, if it has one, returns an error wrapping
+	// ErrQuota and leaves the Store as it was.
 	Set(ctx context.Context, key string, value []byte) error
 
 	// Delete removes key and reports whether it was there. Deleting a
