@@ -15,6 +15,12 @@ func TestMemoryContract(t *testing.T) {
 	kvtest.Run(t, func(t *testing.T) kv.Store { return kv.NewMemory() })
 }
 
+func TestMemoryLimitsContract(t *testing.T) {
+	kvtest.RunLimits(t, func(t *testing.T, l kvtest.Limits) kv.Store {
+		return kv.NewMemory(kv.MaxBytes(l.MaxBytes), kv.MaxKeys(l.MaxKeys))
+	})
+}
+
 func TestValidKey(t *testing.T) {
 	tests := []struct {
 		key  string

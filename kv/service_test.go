@@ -473,3 +473,10 @@ func TestFromStatusLeavesOthers(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceLimitsContract(t *testing.T) {
+	kvtest.RunLimits(t, func(t *testing.T, l kvtest.Limits) kv.Store {
+		store := kv.NewMemory(kv.MaxBytes(l.MaxBytes), kv.MaxKeys(l.MaxKeys))
+		return remoteStore{serve(t, store, kv.WithLogger(testLogger(t)))}
+	})
+}

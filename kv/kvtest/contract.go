@@ -1,8 +1,12 @@
 // Package kvtest holds the contract suite every kv.Store implementation must
-// pass. Run it from a test of the implementation's package:
+// pass, and the quota contract every Store with limits must pass too. Run
+// them from a test of the implementation's package:
 //
 //	func TestMemory(t *testing.T) {
 //		kvtest.Run(t, func(t *testing.T) kv.Store { return kv.NewMemory() })
+//		kvtest.RunLimits(t, func(t *testing.T, l kvtest.Limits) kv.Store {
+//			return kv.NewMemory(kv.MaxBytes(l.MaxBytes), kv.MaxKeys(l.MaxKeys))
+//		})
 //	}
 package kvtest
 
