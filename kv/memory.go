@@ -270,17 +270,25 @@ func (m *Memory) Usage() Usage {
 // MaxKeys keys. It is called with m.mu held.
 func (m *Memory) keysQuota() error {
 	return &kvError{sentinel: ErrQuota, msg: fmt.Sprintf(
-		"cache is full: it holds %d keys, its limit; delete keys, or raise the limit "+
-			"(kv.MaxKeys, palm.WithCacheMaxKeys, palm --cache-max-keys)", m.index.Len())}
+		"cache is full: the limit is %s and it holds %d; delete keys, or raise the limit "+
+			"(kv.MaxKeys, palm.WithCacheMaxKeys, palm --cache-max-keys)", keys(m.maxKeys), m.index.Len())}
 }
 
 // bytesQuota is the error of a Set of key that would add grow bytes to a
 // store without room for them. It is called with m.mu held.
 func (m *Memory) bytesQuota(key string, grow int) error {
 	return &kvError{sentinel: ErrQuota, msg: fmt.Sprintf(
-		"cache is full: storing key %.64q needs %s more, but %s of its %s limit are in use "+
-			"(%d keys); delete keys, or raise the limit (kv.MaxBytes, palm.WithCacheMaxBytes, palm --cache-max-bytes)",
-		key, size(grow), size(m.bytes), size(m.maxBytes), m.index.Len())}
+		"cache is full: storing key %.64q needs %s more, but %s of the limit of %s are in use, by %s; "+
+			"delete keys, or raise the limit (kv.MaxBytes, palm.WithCacheMaxBytes, palm --cache-max-bytes)",
+		key, size(grow), size(m.bytes), size(m.maxBytes), keys(m.index.Len()))}
+}
+
+// keys writes n keys for a person: "1 key", "3 keys".
+func keys(n int) string {
+	if n == 1 {
+		return "1 key"
+	}
+	return fmt.Sprintf("%d keys", n)
 }
 
 // size writes n bytes for a person: "512 bytes", "3.5 MiB (3670016 bytes)".

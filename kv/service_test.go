@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -305,6 +306,44 @@ func TestServiceErrors(t *testing.T) {
 			code: codes.ResourceExhausted, msg: "quota: kv: value too large", sentinel: kv.ErrTooLarge,
 		},
 		{
+			name:  "set past the key quota",
+			store: kv.NewMemory(kv.MaxKeys(1)),
+			call: func(c palmv1.CacheServiceClient) error {
+				if _, err := c.Set(ctx, &palmv1.SetRequest{Key: "a"}); err != nil {
+					return err
+				}
+				_, err := c.Set(ctx, &palmv1.SetRequest{Key: "b"})
+				return err
+			},
+			code: codes.ResourceExhausted, sentinel: kv.ErrQuota,
+			msg: "cache is full: the limit is 1 key and it holds 1; delete keys, or raise the limit " +
+				"(kv.MaxKeys, palm.WithCacheMaxKeys, palm --cache-max-keys)",
+		},
+		{
+			name:  "set past the byte quota",
+			store: kv.NewMemory(kv.MaxBytes(200)),
+			call: func(c palmv1.CacheServiceClient) error {
+				if _, err := c.Set(ctx, &palmv1.SetRequest{Key: "a", Value: make([]byte, 10)}); err != nil {
+					return err
+				}
+				_, err := c.Set(ctx, &palmv1.SetRequest{Key: "bb", Value: make([]byte, 90)})
+				return err
+			},
+			code: codes.ResourceExhausted, sentinel: kv.ErrQuota,
+			msg: `cache is full: storing key "bb" needs 156 bytes more, but 75 bytes of the limit ` +
+				"of 200 bytes are in use, by 1 key; delete keys, or raise the limit " +
+				"(kv.MaxBytes, palm.WithCacheMaxBytes, palm --cache-max-bytes)",
+		},
+		{
+			name:  "store quota, wrapped",
+			store: errStore{fmt.Errorf("shard 2: %w", kv.ErrQuota)},
+			call: func(c palmv1.CacheServiceClient) error {
+				_, err := c.Set(ctx, &palmv1.SetRequest{Key: "k"})
+				return err
+			},
+			code: codes.ResourceExhausted, msg: "shard 2: kv: cache quota exceeded", sentinel: kv.ErrQuota,
+		},
+		{
 			name:  "store cancelled",
 			store: errStore{context.Canceled},
 			call: func(c palmv1.CacheServiceClient) error {
@@ -355,6 +394,12 @@ func TestServiceErrors(t *testing.T) {
 			got := kv.FromStatus(err)
 			if tt.sentinel != nil && !errors.Is(got, tt.sentinel) {
 				t.Errorf("errors.Is(FromStatus(%v), %v) = false", err, tt.sentinel)
+			}
+			// Both are ResourceExhausted; only the status detail tells them apart.
+			for _, pair := range [][2]error{{kv.ErrQuota, kv.ErrTooLarge}, {kv.ErrTooLarge, kv.ErrQuota}} {
+				if tt.sentinel == pair[0] && errors.Is(got, pair[1]) {
+					t.Errorf("FromStatus(%v) matches %v too", err, pair[1])
+				}
 			}
 			if status.Code(got) != tt.code {
 				t.Errorf("status.Code(FromStatus(err)) = %v; want %v", status.Code(got), tt.code)
@@ -438,6 +483,7 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("get: %w", kv.ErrNotFound), codes.NotFound, "get: kv: key not found"},
 		{kv.ErrInvalidKey, codes.InvalidArgument, "kv: invalid key"},
 		{kv.ErrTooLarge, codes.ResourceExhausted, "kv: value too large"},
+		{kv.ErrQuota, codes.ResourceExhausted, "kv: cache quota exceeded"},
 		{context.Canceled, codes.Canceled, "context canceled"},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, "context deadline exceeded"},
 		{errors.New("boom"), codes.Internal, "boom"},
@@ -467,7 +513,7 @@ func TestFromStatusLeavesOthers(t *testing.T) {
 	if got := kv.FromStatus(unavailable); got != unavailable {
 		t.Errorf("FromStatus(Unavailable) = %v; want it unchanged", got)
 	}
-	for _, s := range []error{kv.ErrNotFound, kv.ErrInvalidKey, kv.ErrTooLarge, context.Canceled, context.DeadlineExceeded} {
+	for _, s := range []error{kv.ErrNotFound, kv.ErrInvalidKey, kv.ErrTooLarge, kv.ErrQuota, context.Canceled, context.DeadlineExceeded} {
 		if got := kv.FromStatus(status.Error(codes.Internal, "x")); errors.Is(got, s) {
 			t.Errorf("FromStatus(Internal) matches %v", s)
 		}
@@ -479,4 +525,35 @@ func TestServiceLimitsContract(t *testing.T) {
 		store := kv.NewMemory(kv.MaxBytes(l.MaxBytes), kv.MaxKeys(l.MaxKeys))
 		return remoteStore{serve(t, store, kv.WithLogger(testLogger(t)))}
 	})
+}
+
+// TestQuotaStatusDetail checks that the status of an ErrQuota error carries
+// the ErrorInfo that tells it from ErrTooLarge, for clients in any language,
+// and that FromStatus reads it and nothing else.
+func TestQuotaStatusDetail(t *testing.T) {
+	st := status.Convert(kv.ToStatus(fmt.Errorf("set: %w", kv.ErrQuota)))
+	var found bool
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == kv.QuotaReason && info.GetDomain() == kv.ErrorDomain {
+			found = true
+		}
+	}
+	if st.Code() != codes.ResourceExhausted || !found {
+		t.Fatalf("ToStatus(ErrQuota) = %v with details %v; want ResourceExhausted with ErrorInfo %s/%s",
+			st.Code(), st.Details(), kv.ErrorDomain, kv.QuotaReason)
+	}
+	other, _ := status.New(codes.ResourceExhausted, "full").WithDetails(&errdetails.ErrorInfo{Reason: kv.QuotaReason, Domain: "example.com"})
+	for name, err := range map[string]error{
+		"no detail":          status.Error(codes.ResourceExhausted, "full"),
+		"another domain":     other.Err(),
+		"ToStatus(TooLarge)": kv.ToStatus(kv.ErrTooLarge),
+	} {
+		got := kv.FromStatus(err)
+		if errors.Is(got, kv.ErrQuota) || !errors.Is(got, kv.ErrTooLarge) {
+			t.Errorf("FromStatus(%s) = %v; want kv.ErrTooLarge, not kv.ErrQuota", name, got)
+		}
+	}
+	if got := kv.FromStatus(st.Err()); !errors.Is(got, kv.ErrQuota) || kv.ToStatus(got).Error() != st.Err().Error() {
+		t.Errorf("FromStatus(ToStatus(ErrQuota)) = %v; want kv.ErrQuota, the same status again through ToStatus", got)
+	}
 }
