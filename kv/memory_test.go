@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gopalm/palm/kv"
@@ -120,5 +121,136 @@ func BenchmarkKeysPage(b *testing.B) {
 		if err != nil || len(keys) != 1000 || !more {
 			b.Fatalf("Keys = %d keys, %v, %v", len(keys), more, err)
 		}
+	}
+}
+
+// TestMemoryManyKeys stores 200,000 small entries, checks that the store
+// counts at least the heap they take and stays within its byte quota, that
+// a page of keys costs its own size and not the store's, and that pages are
+// right while writers fill the store to its quota and free it again.
+func TestMemoryManyKeys(t *testing.T) {
+	ctx := t.Context()
+	const n = 200_000
+	const room = 1 << 20 // for the writers, beyond the n entries
+	perEntry := len(fmt.Sprintf("key-%012d", 0)) + 16 + kv.EntryOverhead
+	before := heapInUse()
+	m := kv.NewMemory(kv.MaxKeys(n+10_000), kv.MaxBytes(n*perEntry+room))
+	fill(t, m, n)
+	heap := heapInUse() - before
+	u := m.Usage()
+	t.Logf("%d entries of 16-byte keys and values: %.1f MiB of heap (%d bytes an entry); the store counts %.1f MiB",
+		n, float64(heap)/(1<<20), heap/n, float64(u.Bytes)/(1<<20))
+	if u.Keys != n || u.Bytes != n*perEntry {
+		t.Fatalf("Usage() = %+v; want %d keys and %d bytes", u, n, n*perEntry)
+	}
+	if heap > u.Bytes {
+		t.Errorf("the entries take %d bytes of heap, more than the %d the store counts: EntryOverhead is too small", heap, u.Bytes)
+	}
+
+	// A page of 10 keys from the middle allocates for 10 keys, not for
+	// the 100,000 that follow: it does not walk the store.
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	const pages = 100
+	for range pages {
+		keys, more, err := m.Keys(ctx, "key-", "key-000000100000", 10)
+		if err != nil || len(keys) != 10 || !more || keys[0] != "key-000000100001" {
+			t.Fatalf("Keys(after key-000000100000, 10) = %q, %v, %v", keys, more, err)
+		}
+	}
+	runtime.ReadMemStats(&ms1)
+	if per := (ms1.TotalAlloc - ms0.TotalAlloc) / pages; per > 4<<10 {
+		t.Errorf("a page of 10 keys allocated %d bytes; want under 4 KiB (it looks at the whole store)", per)
+	}
+
+	// Writers fill the room, meet the quota, delete and go on; meanwhile
+	// pages over the n fixed keys stay exact, and pages over everything
+	// stay sorted.
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	var refused [2]int
+	for w := range 2 {
+		wg.Go(func() {
+			const own = 5000
+			for i := range 4 * own {
+				key := fmt.Sprintf("w%d/%04d", w, i%own)
+				err := m.Set(ctx, key, make([]byte, (i*7)%200))
+				if errors.Is(err, kv.ErrQuota) {
+					refused[w]++
+					_, err = m.Delete(ctx, fmt.Sprintf("w%d/%04d", w, (i+own/2)%own))
+				}
+				if err != nil {
+					t.Errorf("writer %d: %v", w, err)
+					return
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	passes := 0
+	for running := true; running && passes < 20; passes++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		checkPages(t, m, "key-", n)
+		checkPages(t, m, "", -1)
+	}
+	<-done
+	t.Logf("%d passes of paging while writers ran; writers refused %v times", passes, refused)
+	if refused[0]+refused[1] == 0 {
+		t.Errorf("the writers never met the quota")
+	}
+
+	// What the store counts is what it holds, and within its quota.
+	u = m.Usage()
+	all, _, err := m.Keys(ctx, "", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, k := range all {
+		v, err := m.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(k) + len(v) + kv.EntryOverhead
+	}
+	if u.Keys != len(all) || u.Bytes != total || u.Bytes > u.MaxBytes {
+		t.Errorf("Usage() = %+v; the store holds %d keys counting %d bytes, within %d", u, len(all), total, u.MaxBytes)
+	}
+}
+
+// checkPages reads every key with prefix from m in pages of 1000 and checks
+// each page is sorted, after the last key of the page before, and no longer
+// than 1000; want >= 0 also checks the keys are exactly fill's first want.
+func checkPages(t *testing.T, m *kv.Memory, prefix string, want int) {
+	t.Helper()
+	after, count := "", 0
+	for page := 0; ; page++ {
+		if page > 1000 {
+			t.Fatalf("paging %q did not end", prefix)
+		}
+		keys, more, err := m.Keys(t.Context(), prefix, after, 1000)
+		if err != nil || len(keys) > 1000 || (more && len(keys) == 0) {
+			t.Fatalf("Keys(%q, after %q) = %d keys, %v, %v", prefix, after, len(keys), more, err)
+		}
+		for _, k := range keys {
+			if k <= after || !strings.HasPrefix(k, prefix) {
+				t.Fatalf("Keys(%q) gave %q after %q", prefix, k, after)
+			}
+			if want >= 0 && k != fmt.Sprintf("key-%012d", count) {
+				t.Fatalf("Keys(%q) gave %q as key %d", prefix, k, count)
+			}
+			after = k
+			count++
+		}
+		if !more {
+			break
+		}
+	}
+	if want >= 0 && count != want {
+		t.Fatalf("pages of %q gave %d keys; want %d", prefix, count, want)
 	}
 }
