@@ -271,7 +271,7 @@ func (m *Memory) Usage() Usage {
 func (m *Memory) keysQuota() error {
 	return &kvError{sentinel: ErrQuota, msg: fmt.Sprintf(
 		"cache is full: the limit is %s and it holds %d; delete keys, or raise the limit "+
-			"(kv.MaxKeys, palm.WithCacheMaxKeys, palm --cache-max-keys)", keys(m.maxKeys), m.index.Len())}
+			"(kv.MaxKeys, palm --cache-max-keys)", keys(m.maxKeys), m.index.Len())}
 }
 
 // bytesQuota is the error of a Set of key that would add grow bytes to a
@@ -279,7 +279,7 @@ func (m *Memory) keysQuota() error {
 func (m *Memory) bytesQuota(key string, grow int) error {
 	return &kvError{sentinel: ErrQuota, msg: fmt.Sprintf(
 		"cache is full: storing key %.64q needs %s more, but %s of the limit of %s are in use, by %s; "+
-			"delete keys, or raise the limit (kv.MaxBytes, palm.WithCacheMaxBytes, palm --cache-max-bytes)",
+			"delete keys, or raise the limit (kv.MaxBytes, palm --cache-max-bytes)",
 		key, size(grow), size(m.bytes), size(m.maxBytes), keys(m.index.Len()))}
 }
 

@@ -317,7 +317,7 @@ func TestServiceErrors(t *testing.T) {
 			},
 			code: codes.ResourceExhausted, sentinel: kv.ErrQuota,
 			msg: "cache is full: the limit is 1 key and it holds 1; delete keys, or raise the limit " +
-				"(kv.MaxKeys, palm.WithCacheMaxKeys, palm --cache-max-keys)",
+				"(kv.MaxKeys, palm --cache-max-keys)",
 		},
 		{
 			name:  "set past the byte quota",
@@ -332,7 +332,7 @@ func TestServiceErrors(t *testing.T) {
 			code: codes.ResourceExhausted, sentinel: kv.ErrQuota,
 			msg: `cache is full: storing key "bb" needs 156 bytes more, but 75 bytes of the limit ` +
 				"of 200 bytes are in use, by 1 key; delete keys, or raise the limit " +
-				"(kv.MaxBytes, palm.WithCacheMaxBytes, palm --cache-max-bytes)",
+				"(kv.MaxBytes, palm --cache-max-bytes)",
 		},
 		{
 			name:  "store quota, wrapped",

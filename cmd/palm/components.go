@@ -13,6 +13,7 @@ import (
 
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/internal/execfn"
+	"github.com/gopalm/palm/kv"
 	"github.com/gopalm/palm/master"
 	"github.com/gopalm/palm/pipeline"
 	"github.com/gopalm/palm/worker"
@@ -33,6 +34,8 @@ type serving struct {
 	execs          []string
 	execMode       string
 	concurrency    int
+	cacheMaxBytes  int
+	cacheMaxKeys   int
 }
 
 // flags adds the flags of a component that serves on listen (default
@@ -46,6 +49,8 @@ func (s *serving) flags(f *pflag.FlagSet, addr string, what ...string) {
 	f.DurationVar(&s.stopTimeout, "stop-timeout", 10*time.Second, "on SIGINT or SIGTERM, finish what is held for at most this long")
 	f.BoolVar(&s.clientAuth, "client-auth", false, "require client certificates signed by --cacert (mutual TLS)")
 	f.StringVar(&s.tokens, "tokens", "", "file of accepted bearer tokens, one per line: ROLE TOKEN, ROLE one of client, worker, stage, all")
+	f.IntVar(&s.cacheMaxBytes, "cache-max-bytes", kv.DefaultMaxBytes, "most bytes the cache holds, keys and values plus 64 bytes an entry; a Set past it fails with ResourceExhausted")
+	f.IntVar(&s.cacheMaxKeys, "cache-max-keys", kv.DefaultMaxKeys, "most keys the cache holds; a Set of a new key past it fails with ResourceExhausted")
 	for _, w := range what {
 		switch w {
 		case "pipelined":
@@ -98,13 +103,29 @@ func (s *serving) options(c *common, cmd *cobra.Command) ([]palm.Option, error) 
 	return opts, nil
 }
 
+// cache returns the component's cache: an in-memory store within the
+// --cache-max-bytes and --cache-max-keys quotas.
+func (s *serving) cache() (*kv.Memory, error) {
+	if s.cacheMaxBytes <= 0 {
+		return nil, usageError{fmt.Errorf("--cache-max-bytes %d: must be at least 1", s.cacheMaxBytes)}
+	}
+	if s.cacheMaxKeys <= 0 {
+		return nil, usageError{fmt.Errorf("--cache-max-keys %d: must be at least 1", s.cacheMaxKeys)}
+	}
+	return kv.NewMemory(kv.MaxBytes(s.cacheMaxBytes), kv.MaxKeys(s.cacheMaxKeys)), nil
+}
+
 // pipelineOptions are options plus those of a Server, Pipeline or Sink.
 func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]palm.Option, error) {
 	opts, err := s.options(c, cmd)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, pipeline.Concurrency(s.concurrency))
+	store, err := s.cache()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, pipeline.Concurrency(s.concurrency), pipeline.WithStore(store))
 	if s.pipelined {
 		opts = append(opts, pipeline.Pipelined())
 	}
@@ -317,6 +338,11 @@ hands them to the workers that connect to it.`
 			if err != nil {
 				return err
 			}
+			store, err := s.cache()
+			if err != nil {
+				return err
+			}
+			opts = append(opts, master.WithStore(store))
 			if s.pipelined {
 				opts = append(opts, master.Pipelined())
 			}
