@@ -16,8 +16,8 @@ import (
 // This file is the client side of palm.v1.CacheService: the unary RPCs Get,
 // Set, Delete and Keys on the server's key-value store. Every error goes
 // through kv.FromStatus, so errors.Is matches kv.ErrNotFound,
-// kv.ErrInvalidKey and kv.ErrTooLarge while status.Code still reports the
-// gRPC code.
+// kv.ErrInvalidKey, kv.ErrTooLarge and kv.ErrQuota while status.Code still
+// reports the gRPC code.
 
 // Get returns the value stored under key in the server's cache (under the
 // session's name, with Session). An empty stored value comes back as an
@@ -52,7 +52,9 @@ func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 // A value larger than the message size limit (palm.WithMaxMessageSize) is
 // refused without sending, and a value over the server's own limit by the
 // server, both with an error for which errors.Is(err, kv.ErrTooLarge)
-// holds; an invalid key gives one matching kv.ErrInvalidKey.
+// holds; a Set that would take the server's cache past its quota of bytes
+// or keys fails with one matching kv.ErrQuota (ResourceExhausted); an
+// invalid key gives one matching kv.ErrInvalidKey.
 func (c *Client) Set(ctx context.Context, key string, value []byte) (string, error) {
 	if len(value) > c.max {
 		return "", kv.FromStatus(status.Errorf(codes.ResourceExhausted,

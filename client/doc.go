@@ -30,6 +30,6 @@
 //	reply, err := c.Eval(ctx, client.Steps("my_server.foo", "my_pipeline.foo"), []byte("a message"))
 //
 // Errors are gRPC status errors (see status.Code) with a message for the
-// person reading it; cache errors also match kv.ErrNotFound, kv.ErrInvalidKey
-// and kv.ErrTooLarge with errors.Is.
+// person reading it; cache errors also match kv.ErrNotFound, kv.ErrInvalidKey,
+// kv.ErrTooLarge and kv.ErrQuota with errors.Is.
 package client

@@ -105,7 +105,10 @@ func PresetCache(values map[string][]byte) palm.Option {
 }
 
 // WithStore sets the store behind the master's cache. Default: a new
-// in-memory store of the master's own.
+// in-memory store of the master's own, kv.NewMemory(), within its default
+// quotas (64 MiB and 100,000 keys; a Set past them fails with
+// ResourceExhausted). For other quotas, give the master its own:
+// WithStore(kv.NewMemory(kv.MaxBytes(n), kv.MaxKeys(k))).
 func WithStore(store kv.Store) palm.Option {
 	return config.Role("master.WithStore", func(s *settings) { s.store = store })
 }

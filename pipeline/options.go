@@ -61,7 +61,10 @@ func SubscriberQueue(n int) palm.Option {
 }
 
 // WithStore sets the key-value store behind the component's cache. Default:
-// a new in-memory store of its own (kv.NewMemory).
+// a new in-memory store of its own, kv.NewMemory(), within its default
+// quotas (64 MiB and 100,000 keys; a Set past them fails with
+// ResourceExhausted). For other quotas, give the component its own:
+// WithStore(kv.NewMemory(kv.MaxBytes(n), kv.MaxKeys(k))).
 func WithStore(store kv.Store) palm.Option {
 	return config.Role("pipeline.WithStore", func(s *settings) { s.store = store })
 }

@@ -17,7 +17,7 @@ import (
 // Set, Delete and Keys on the master's key-value store, over the connection
 // Run makes (the original worker's db_address is the master's address
 // here). Every error goes through kv.FromStatus, so errors.Is matches
-// kv.ErrNotFound, kv.ErrInvalidKey and kv.ErrTooLarge while status.Code
+// kv.ErrNotFound, kv.ErrInvalidKey, kv.ErrTooLarge and kv.ErrQuota while status.Code
 // still reports the gRPC code. The calls are meant for handlers: outside
 // Run there is no connection and they fail with ErrNotRunning.
 
@@ -65,7 +65,8 @@ func (w *Worker) Get(ctx context.Context, key string) ([]byte, error) {
 // unique key and Set returns it. (The original worker took the value first;
 // here the key comes first, as everywhere else in Go.) A value over the
 // message size limit (palm.WithMaxMessageSize) or over the master's limit
-// returns an error matching kv.ErrTooLarge; an invalid key one matching
+// returns an error matching kv.ErrTooLarge; past the master cache's quota
+// of bytes or keys, one matching kv.ErrQuota; an invalid key one matching
 // kv.ErrInvalidKey. Safe for concurrent use.
 func (w *Worker) Set(ctx context.Context, key string, value []byte) (string, error) {
 	c, err := w.cacheClient(key)
