@@ -36,9 +36,15 @@ const (
 //
 // Keys are UTF-8 strings of at most 4096 bytes; values are bytes up to the
 // server's message size limit. An empty value is a value, not a missing key.
+// A server's store is bounded in bytes (keys and values plus a fixed
+// overhead an entry; 64 MiB by default) and in keys (100,000 by default).
 // Errors: INVALID_ARGUMENT for a key that is not valid UTF-8 or too long,
-// RESOURCE_EXHAUSTED for a value over the limit, NOT_FOUND for Get of a
-// missing key.
+// RESOURCE_EXHAUSTED for a value over the limit, and for a Set that would
+// take the store past one of its bounds (then the status carries a
+// google.rpc.ErrorInfo of reason "CACHE_QUOTA_EXCEEDED" and domain
+// "palm.v1.CacheService", the message names the bound and what is in use,
+// and the store is unchanged: delete keys to make room), NOT_FOUND for Get
+// of a missing key.
 type CacheServiceClient interface {
 	// Get returns the value stored under a key, or NOT_FOUND when there is none.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
@@ -112,9 +118,15 @@ func (c *cacheServiceClient) Keys(ctx context.Context, in *KeysRequest, opts ...
 //
 // Keys are UTF-8 strings of at most 4096 bytes; values are bytes up to the
 // server's message size limit. An empty value is a value, not a missing key.
+// A server's store is bounded in bytes (keys and values plus a fixed
+// overhead an entry; 64 MiB by default) and in keys (100,000 by default).
 // Errors: INVALID_ARGUMENT for a key that is not valid UTF-8 or too long,
-// RESOURCE_EXHAUSTED for a value over the limit, NOT_FOUND for Get of a
-// missing key.
+// RESOURCE_EXHAUSTED for a value over the limit, and for a Set that would
+// take the store past one of its bounds (then the status carries a
+// google.rpc.ErrorInfo of reason "CACHE_QUOTA_EXCEEDED" and domain
+// "palm.v1.CacheService", the message names the bound and what is in use,
+// and the store is unchanged: delete keys to make room), NOT_FOUND for Get
+// of a missing key.
 type CacheServiceServer interface {
 	// Get returns the value stored under a key, or NOT_FOUND when there is none.
 	Get(context.Context, *GetRequest) (*GetResponse, error)
