@@ -72,6 +72,23 @@ func TestCacheErrors(t *testing.T) {
 	}
 }
 
+// TestCacheQuota checks that a Set past the server cache's quota comes back
+// as kv.ErrQuota, not kv.ErrTooLarge, with ResourceExhausted and the
+// server's message.
+func TestCacheQuota(t *testing.T) {
+	ctx := context.Background()
+	ts := startServer(t, kv.MaxKeys(1))
+	c := ts.newClient(t)
+	if _, err := c.Set(ctx, "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Set(ctx, "b", []byte("2"))
+	if !errors.Is(err, kv.ErrQuota) || errors.Is(err, kv.ErrTooLarge) || status.Code(err) != codes.ResourceExhausted ||
+		!strings.Contains(err.Error(), "the limit is 1 key") {
+		t.Errorf("Set past the quota = %v; want kv.ErrQuota (only) with ResourceExhausted naming the limit", err)
+	}
+}
+
 func TestSetEmptyKey(t *testing.T) {
 	ctx := context.Background()
 	ts := startServer(t)

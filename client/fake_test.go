@@ -197,10 +197,11 @@ type testServer struct {
 	dial    palm.Option // routes a Client to this server
 }
 
-// startServer starts a testServer, stopped when the test ends.
-func startServer(t *testing.T) *testServer {
+// startServer starts a testServer whose cache has the quotas opts set,
+// stopped when the test ends.
+func startServer(t *testing.T, opts ...kv.MemoryOption) *testServer {
 	t.Helper()
-	ts := &testServer{gateway: newFakeGateway(), store: kv.NewMemory()}
+	ts := &testServer{gateway: newFakeGateway(), store: kv.NewMemory(opts...)}
 	lis := bufconn.Listen(1 << 20)
 	s := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
 	palmv1.RegisterGatewayServiceServer(s, ts.gateway)
