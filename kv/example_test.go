@@ -38,3 +38,28 @@ func ExampleMemory() {
 	// [fruit/cherry] false
 	// true 3
 }
+
+func ExampleMaxKeys() {
+	ctx := context.Background()
+	store := kv.NewMemory(kv.MaxKeys(2), kv.MaxBytes(1<<20))
+
+	_ = store.Set(ctx, "a", []byte("1"))
+	_ = store.Set(ctx, "b", []byte("2"))
+	err := store.Set(ctx, "c", []byte("3"))
+	fmt.Println(errors.Is(err, kv.ErrQuota))
+	fmt.Println(err)
+
+	// Replacing a value adds no key; deleting one frees its place.
+	fmt.Println(store.Set(ctx, "a", []byte("one")))
+	_, _ = store.Delete(ctx, "b")
+	fmt.Println(store.Set(ctx, "c", []byte("3")))
+
+	u := store.Usage()
+	fmt.Println(u.Keys, u.Bytes, u.MaxBytes)
+	// Output:
+	// true
+	// cache is full: the limit is 2 keys and it holds 2; delete keys, or raise the limit (kv.MaxKeys, palm --cache-max-keys)
+	// <nil>
+	// <nil>
+	// 2 134 1048576
+}
