@@ -95,8 +95,13 @@ type entry struct {
 	keyLen int
 }
 
-// newEntry returns the entry of key and a copy of value.
+// newEntry returns the entry of key and value in a new string, which
+// aliases neither value nor a larger string key may have been cut from.
 func newEntry(key string, value []byte) entry {
+	if len(value) == 0 {
+		// key + "" would be key itself.
+		return entry{kv: strings.Clone(key), keyLen: len(key)}
+	}
 	return entry{kv: key + string(value), keyLen: len(key)}
 }
 
@@ -161,8 +166,6 @@ func (m *Memory) Set(ctx context.Context, key string, value []byte) error {
 	if err := ValidKey(key); err != nil {
 		return err
 	}
-	// A copy in one new string, so that the entry aliases neither value
-	// nor a larger string key may have been cut from.
 	e := newEntry(key, value)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -271,7 +274,7 @@ func (m *Memory) Usage() Usage {
 func (m *Memory) keysQuota() error {
 	return &kvError{sentinel: ErrQuota, msg: fmt.Sprintf(
 		"cache is full: the limit is %s and it holds %d; delete keys, or raise the limit "+
-			"(kv.MaxKeys, palm --cache-max-keys)", keys(m.maxKeys), m.index.Len())}
+			"(kv.MaxKeys, palm --cache-max-keys)", countKeys(m.maxKeys), m.index.Len())}
 }
 
 // bytesQuota is the error of a Set of key that would add grow bytes to a
@@ -280,11 +283,11 @@ func (m *Memory) bytesQuota(key string, grow int) error {
 	return &kvError{sentinel: ErrQuota, msg: fmt.Sprintf(
 		"cache is full: storing key %.64q needs %s more, but %s of the limit of %s are in use, by %s; "+
 			"delete keys, or raise the limit (kv.MaxBytes, palm --cache-max-bytes)",
-		key, size(grow), size(m.bytes), size(m.maxBytes), keys(m.index.Len()))}
+		key, size(grow), size(m.bytes), size(m.maxBytes), countKeys(m.index.Len()))}
 }
 
-// keys writes n keys for a person: "1 key", "3 keys".
-func keys(n int) string {
+// countKeys writes n keys for a person: "1 key", "3 keys".
+func countKeys(n int) string {
 	if n == 1 {
 		return "1 key"
 	}

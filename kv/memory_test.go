@@ -254,3 +254,23 @@ func checkPages(t *testing.T, m *kv.Memory, prefix string, want int) {
 		t.Fatalf("pages of %q gave %d keys; want %d", prefix, count, want)
 	}
 }
+
+// TestMemoryCopiesKeys checks that the store keeps a copy of each key, with
+// an empty value or not, so that a key cut from a large string does not keep
+// that string alive beyond what the store counts.
+func TestMemoryCopiesKeys(t *testing.T) {
+	for _, v := range [][]byte{nil, []byte("v")} {
+		m := kv.NewMemory()
+		before := heapInUse()
+		for i := range 32 {
+			big := fmt.Sprintf("%08d", i) + strings.Repeat("x", 1<<20)
+			if err := m.Set(t.Context(), big[:8], v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if grew := heapInUse() - before; grew > 4<<20 {
+			t.Errorf("value %q: 32 keys of 8 bytes keep %d bytes of heap alive; want the keys copied", v, grew)
+		}
+		runtime.KeepAlive(m)
+	}
+}
