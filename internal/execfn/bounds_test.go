@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/gopalm/palm/internal/palmtest"
 )
 
 // The tests of the bounds: time (Timeout, the caller's context), processes
@@ -43,102 +44,6 @@ func callWithin(t *testing.T, d time.Duration, ctx context.Context, f *Func, pay
 	}
 }
 
-// pidFile is where a test's command writes its shell's pid ($$) and its
-// background child's ($!), a line per start.
-func pidFile(t *testing.T) string {
-	return filepath.Join(t.TempDir(), "pids")
-}
-
-// recorded reads the pids written to file, waiting until there are at
-// least n lines.
-func recorded(t *testing.T, file string, n int) [][]int {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(file)
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if len(b) > 0 && len(lines) >= n && strings.HasSuffix(string(b), "\n") {
-			var all [][]int
-			for _, l := range lines {
-				var pids []int
-				for _, w := range strings.Fields(l) {
-					pid, err := strconv.Atoi(w)
-					if err != nil {
-						t.Fatalf("%s: %q", file, b)
-					}
-					pids = append(pids, pid)
-				}
-				all = append(all, pids)
-			}
-			return all
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the command wrote %q to %s; want %d lines", b, file, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// procStat is a process's state and group, from /proc/PID/stat; ok is
-// false when there is no such process.
-func procStat(pid int) (state byte, pgid int, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, false
-	}
-	// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-	rest := b[bytes.LastIndexByte(b, ')')+1:]
-	f := strings.Fields(string(rest))
-	if len(f) < 3 {
-		return 0, 0, false
-	}
-	pgid, _ = strconv.Atoi(f[2])
-	return f[0][0], pgid, true
-}
-
-// living lists the processes, zombies aside, that are among pids or in
-// the process group pgid.
-func living(pids []int, pgid int) []string {
-	var found []string
-	for _, pid := range pids {
-		if st, _, ok := procStat(pid); ok && st != 'Z' {
-			found = append(found, fmt.Sprintf("pid %d (%c)", pid, st))
-		}
-	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, g, ok := procStat(pid); ok && g == pgid && st != 'Z' {
-			found = append(found, fmt.Sprintf("pid %d (%c) in group %d", pid, st, pgid))
-		}
-	}
-	return found
-}
-
-// checkGone fails the test unless every process of pids, and of the group
-// led by pids[0], is gone within a short bound (killed processes take a
-// moment to die).
-func checkGone(t *testing.T, pids []int) {
-	t.Helper()
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skip("no /proc to look for processes in")
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		left := living(pids, pids[0])
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes left behind: %v", left)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func wantCode(t *testing.T, err error, code codes.Code, words ...string) {
 	t.Helper()
 	if status.Code(err) != code {
@@ -158,7 +63,7 @@ func wantCode(t *testing.T, err error, code codes.Code, words ...string) {
 func TestHangingCommandTimesOut(t *testing.T) {
 	for _, mode := range []Mode{Once, Lines, Frames} {
 		t.Run(string(mode), func(t *testing.T) {
-			pids := pidFile(t)
+			pids := filepath.Join(t.TempDir(), "pids")
 			cmd := map[Mode]string{
 				Once:   `sleep 300 & echo $$ $! >> ` + pids + `; sleep 300`,
 				Lines:  `echo $$ >> ` + pids + `; while read l; do if [ "$l" = hang ]; then sleep 300 & sleep 300; fi; echo "got $l"; done`,
@@ -171,8 +76,8 @@ func TestHangingCommandTimesOut(t *testing.T) {
 			if took < 500*time.Millisecond {
 				t.Errorf("failed after %v, before the timeout", took)
 			}
-			first := recorded(t, pids, 1)[0]
-			checkGone(t, first)
+			first := palmtest.RecordedPIDs(t, pids, 1)[0]
+			palmtest.CheckGone(t, first)
 			if mode == Once {
 				return
 			}
@@ -180,7 +85,7 @@ func TestHangingCommandTimesOut(t *testing.T) {
 			if want := map[Mode]string{Lines: "got next", Frames: "upper:NEXT"}[mode]; err != nil || string(reply) != want {
 				t.Fatalf("after the timeout: %q, %v; want %q", reply, err, want)
 			}
-			if again := recorded(t, pids, 2)[1]; again[0] == first[0] {
+			if again := palmtest.RecordedPIDs(t, pids, 2)[1]; again[0] == first[0] {
 				t.Errorf("the next message went to the killed process %d", first[0])
 			}
 		})
@@ -192,18 +97,18 @@ func TestHangingCommandTimesOut(t *testing.T) {
 func TestCancelKillsTheGroup(t *testing.T) {
 	for _, mode := range []Mode{Once, Lines} {
 		t.Run(string(mode), func(t *testing.T) {
-			pids := pidFile(t)
+			pids := filepath.Join(t.TempDir(), "pids")
 			f := Handler(Spec{"foo", `read l; sleep 300 & echo $$ $! >> ` + pids + `; sleep 300`}, mode, 1, hclog.NewNullLogger())
 			defer f.Close()
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() {
-				recorded(t, pids, 1)
+				palmtest.RecordedPIDs(t, pids, 1)
 				cancel()
 			}()
 			_, err, _ := callWithin(t, 15*time.Second, ctx, f, []byte("x"))
 			wantCode(t, err, codes.Canceled)
-			checkGone(t, recorded(t, pids, 1)[0])
+			palmtest.CheckGone(t, palmtest.RecordedPIDs(t, pids, 1)[0])
 		})
 	}
 }
@@ -211,7 +116,7 @@ func TestCancelKillsTheGroup(t *testing.T) {
 // Close kills what runs: a once-mode command in flight, and a long-running
 // one that does not exit when its input ends, with what it started.
 func TestCloseLeavesNothing(t *testing.T) {
-	pids := pidFile(t)
+	pids := filepath.Join(t.TempDir(), "pids")
 	lines := Handler(Spec{"foo", `sleep 300 & echo $$ $! >> ` + pids + `; while read l; do echo "$l"; done; wait`}, Lines, 1, hclog.NewNullLogger())
 	if r, err, _ := callWithin(t, 15*time.Second, context.Background(), lines, []byte("hi")); err != nil || string(r) != "hi" {
 		t.Fatalf("%q, %v", r, err)
@@ -223,30 +128,30 @@ func TestCloseLeavesNothing(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Close has not returned")
 	}
-	checkGone(t, recorded(t, pids, 1)[0])
+	palmtest.CheckGone(t, palmtest.RecordedPIDs(t, pids, 1)[0])
 
-	pids = pidFile(t)
+	pids = filepath.Join(t.TempDir(), "pids")
 	once := Handler(Spec{"foo", `sleep 300 & echo $$ $! >> ` + pids + `; sleep 300`}, Once, 1, hclog.NewNullLogger())
 	go func() {
-		recorded(t, pids, 1)
+		palmtest.RecordedPIDs(t, pids, 1)
 		once.Close()
 	}()
 	_, err, _ := callWithin(t, 15*time.Second, context.Background(), once, nil)
 	wantCode(t, err, codes.Unavailable, "shutting down")
-	checkGone(t, recorded(t, pids, 1)[0])
+	palmtest.CheckGone(t, palmtest.RecordedPIDs(t, pids, 1)[0])
 }
 
 // A once-mode command that exits leaving a background process is done;
 // the process is killed with its group.
 func TestOnceKillsWhatIsLeft(t *testing.T) {
-	pids := pidFile(t)
+	pids := filepath.Join(t.TempDir(), "pids")
 	f := Handler(Spec{"foo", `sleep 300 >/dev/null 2>&1 & echo $$ $! >> ` + pids + `; echo done`}, Once, 1, hclog.NewNullLogger())
 	defer f.Close()
 	r, err, _ := callWithin(t, 15*time.Second, context.Background(), f, nil)
 	if err != nil || string(r) != "done\n" {
 		t.Fatalf("%q, %v", r, err)
 	}
-	checkGone(t, recorded(t, pids, 1)[0])
+	palmtest.CheckGone(t, palmtest.RecordedPIDs(t, pids, 1)[0])
 }
 
 // Payload and answer far larger than a pipe's buffer go through every

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopalm/palm/internal/palmtest"
+)
+
+// hangingCommand is an --exec command that never answers: a shell that
+// records its pid and its background child's in pids, and waits on a
+// foreground child.
+func hangingCommand(pids string) string {
+	return "foo=sleep 300 & echo $$ $! >> " + pids + "; sleep 300"
+}
+
+// A worker whose command never answers fails the message after
+// --exec-timeout: the client hears why, the job ends, and the command's
+// processes are gone.
+func TestExecTimeoutFailsTheMessage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command and runs processes; skipped with -short")
+	}
+	addr := freeAddr(t)
+	m := startPalm(t, "master", "server", "--listen", addr)
+	m.waitFor(t, "serving")
+	pids := filepath.Join(t.TempDir(), "pids")
+	startPalm(t, "worker", "worker1", "--master", addr, "--exec-timeout", "1s", "--exec", hangingCommand(pids))
+	m.waitFor(t, "worker joined")
+
+	eval := exec.Command(palmBinary(t), "eval", "--address", addr, "--timeout", "60s", "server.foo", "x")
+	eval.Env = withoutPalmEnv(os.Environ())
+	start := time.Now()
+	out, err := eval.CombinedOutput()
+	took := time.Since(start)
+	if code := eval.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "--exec-timeout") || !strings.Contains(string(out), "DeadlineExceeded") {
+		t.Fatalf("palm eval: exit %d (%v), output %q; want 1 and DeadlineExceeded naming --exec-timeout", code, err, out)
+	}
+	t.Logf("palm eval failed after %v: %s", took, bytes.TrimSpace(out))
+	if took < time.Second || took > 30*time.Second {
+		t.Errorf("palm eval failed after %v; want about the 1s timeout", took)
+	}
+	palmtest.CheckGone(t, palmtest.RecordedPIDs(t, pids, 1)[0])
+
+	job := exec.Command(palmBinary(t), "job", "--address", addr, "--timeout", "60s", "server.foo")
+	job.Env = withoutPalmEnv(os.Environ())
+	job.Stdin = strings.NewReader("a\nb\n")
+	var stdout, stderr bytes.Buffer
+	job.Stdout, job.Stderr = &stdout, &stderr
+	err = job.Run()
+	if code := job.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "2 of 2 messages failed") || !strings.Contains(stderr.String(), "--exec-timeout") {
+		t.Fatalf("palm job: exit %d (%v), stdout %q, stderr %q; want exit 1, both messages failed for --exec-timeout", code, err, stdout.String(), stderr.String())
+	}
+	for _, started := range palmtest.RecordedPIDs(t, pids, 3)[1:] {
+		palmtest.CheckGone(t, started)
+	}
+}
+
+// SIGTERM to a worker whose command never answers: the worker waits its
+// stop timeout for the task, then kills the command's process group and
+// exits, leaving no process behind.
+func TestWorkerStopsWithAHangingCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command and runs processes; skipped with -short")
+	}
+	const stopTimeout = 3 * time.Second
+	addr := freeAddr(t)
+	m := startPalm(t, "master", "server", "--listen", addr)
+	m.waitFor(t, "serving")
+	pids := filepath.Join(t.TempDir(), "pids")
+	w := startPalm(t, "worker", "worker1", "--master", addr, "--stop-timeout", stopTimeout.String(), "--exec", hangingCommand(pids))
+	m.waitFor(t, "worker joined")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	eval := exec.CommandContext(ctx, palmBinary(t), "eval", "--address", addr, "--timeout", "60s", "server.foo", "x")
+	eval.Env = withoutPalmEnv(os.Environ())
+	if err := eval.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); eval.Wait() }()
+	running := palmtest.RecordedPIDs(t, pids, 1)[0]
+
+	start := time.Now()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the worker has not stopped 30s after SIGTERM:\n%s", w.output())
+	}
+	// The bound is the stop timeout, and a margin for a loaded machine.
+	took, bound := time.Since(start), stopTimeout+2500*time.Millisecond
+	t.Logf("the worker stopped %v after SIGTERM", took)
+	if took > bound {
+		t.Errorf("the worker stopped %v after SIGTERM; want within %v (its stop timeout and a margin)", took, bound)
+	}
+	palmtest.CheckGone(t, running)
+}
