@@ -61,44 +61,69 @@ func TestExecTimeoutFailsTheMessage(t *testing.T) {
 	for _, started := range palmtest.RecordedPIDs(t, pids, 3)[1:] {
 		palmtest.CheckGone(t, started)
 	}
+
+	// A server, its timeout from the flag's PALM_ twin.
+	addr = freeAddr(t)
+	pids = filepath.Join(t.TempDir(), "pids")
+	s := startPalmEnv(t, []string{"PALM_EXEC_TIMEOUT=1s"}, "server", "my_server", "--listen", addr, "--exec", hangingCommand(pids))
+	s.waitFor(t, "serving")
+	eval = exec.Command(palmBinary(t), "eval", "--address", addr, "--timeout", "60s", "my_server.foo", "x")
+	eval.Env = withoutPalmEnv(os.Environ())
+	out, err = eval.CombinedOutput()
+	if code := eval.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "within 1s") || !strings.Contains(string(out), "DeadlineExceeded") {
+		t.Fatalf("palm eval of a server: exit %d (%v), output %q; want 1 and DeadlineExceeded after 1s", code, err, out)
+	}
+	palmtest.CheckGone(t, palmtest.RecordedPIDs(t, pids, 1)[0])
 }
 
-// SIGTERM to a worker whose command never answers: the worker waits its
-// stop timeout for the task, then kills the command's process group and
-// exits, leaving no process behind.
-func TestWorkerStopsWithAHangingCommand(t *testing.T) {
+// SIGTERM to a component whose command never answers: the component
+// waits its stop timeout for the message, then kills the command's process
+// group and exits, leaving no process behind.
+func TestStopWithAHangingCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the command and runs processes; skipped with -short")
 	}
 	const stopTimeout = 3 * time.Second
-	addr := freeAddr(t)
-	m := startPalm(t, "master", "server", "--listen", addr)
-	m.waitFor(t, "serving")
-	pids := filepath.Join(t.TempDir(), "pids")
-	w := startPalm(t, "worker", "worker1", "--master", addr, "--stop-timeout", stopTimeout.String(), "--exec", hangingCommand(pids))
-	m.waitFor(t, "worker joined")
+	for _, kind := range []string{"worker", "server"} {
+		t.Run(kind, func(t *testing.T) {
+			addr := freeAddr(t)
+			pids := filepath.Join(t.TempDir(), "pids")
+			var c *component
+			function := "server.foo"
+			if kind == "worker" {
+				m := startPalm(t, "master", "server", "--listen", addr)
+				m.waitFor(t, "serving")
+				c = startPalm(t, "worker", "worker1", "--master", addr, "--stop-timeout", stopTimeout.String(), "--exec", hangingCommand(pids))
+				m.waitFor(t, "worker joined")
+			} else {
+				c = startPalm(t, "server", "my_server", "--listen", addr, "--stop-timeout", stopTimeout.String(), "--exec", hangingCommand(pids))
+				c.waitFor(t, "serving")
+				function = "my_server.foo"
+			}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	eval := exec.CommandContext(ctx, palmBinary(t), "eval", "--address", addr, "--timeout", "60s", "server.foo", "x")
-	eval.Env = withoutPalmEnv(os.Environ())
-	if err := eval.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); eval.Wait() }()
-	running := palmtest.RecordedPIDs(t, pids, 1)[0]
+			ctx, cancel := context.WithCancel(context.Background())
+			eval := exec.CommandContext(ctx, palmBinary(t), "eval", "--address", addr, "--timeout", "60s", function, "x")
+			eval.Env = withoutPalmEnv(os.Environ())
+			if err := eval.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cancel(); eval.Wait() }()
+			running := palmtest.RecordedPIDs(t, pids, 1)[0]
 
-	start := time.Now()
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the worker has not stopped 30s after SIGTERM:\n%s", w.output())
+			start := time.Now()
+			c.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-c.done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("palm %s has not stopped 30s after SIGTERM:\n%s", kind, c.output())
+			}
+			// The bound is the stop timeout, and a margin for a loaded machine.
+			took, bound := time.Since(start), stopTimeout+2500*time.Millisecond
+			t.Logf("palm %s stopped %v after SIGTERM", kind, took)
+			if took > bound {
+				t.Errorf("palm %s stopped %v after SIGTERM; want within %v (its stop timeout and a margin)", kind, took, bound)
+			}
+			palmtest.CheckGone(t, running)
+		})
 	}
-	// The bound is the stop timeout, and a margin for a loaded machine.
-	took, bound := time.Since(start), stopTimeout+2500*time.Millisecond
-	t.Logf("the worker stopped %v after SIGTERM", took)
-	if took > bound {
-		t.Errorf("the worker stopped %v after SIGTERM; want within %v (its stop timeout and a margin)", took, bound)
-	}
-	palmtest.CheckGone(t, running)
 }
