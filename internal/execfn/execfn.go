@@ -259,6 +259,9 @@ func (f *Func) once(ctx context.Context, payload []byte) ([]byte, error) {
 	stderr := &limited{max: maxStderr}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
+		if ctx.Err() != nil {
+			return nil, f.ended(ctx)
+		}
 		return nil, status.Errorf(codes.Internal, "the command could not start: %v", err)
 	}
 	if !f.track(cmd.Process) {
