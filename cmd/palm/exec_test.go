@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -125,5 +126,49 @@ func TestStopWithAHangingCommand(t *testing.T) {
 			}
 			palmtest.CheckGone(t, running)
 		})
+	}
+}
+
+// A 3 MiB line through `cat` in lines mode answers (the payload is written
+// while the answer is read), and a command that prints 600 MB fails its
+// message with ResourceExhausted while the server's memory stays small
+// (its answer is read only up to the message size limit).
+func TestExecLargeAndOversizeAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command and runs processes; skipped with -short")
+	}
+	addr := freeAddr(t)
+	s := startPalm(t, "server", "my_server", "--listen", addr, "--exec-mode", "lines",
+		"--exec", "foo=cat", "--exec", "big=read l; head -c 600000000 /dev/zero")
+	s.waitFor(t, "serving")
+
+	line := bytes.Repeat([]byte("0123456789abcdef"), 3<<20/16)
+	eval := exec.Command(palmBinary(t), "eval", "--address", addr, "--timeout", "20s", "my_server.foo", "-")
+	eval.Env = withoutPalmEnv(os.Environ())
+	eval.Stdin = bytes.NewReader(line)
+	var stdout, stderr bytes.Buffer
+	eval.Stdout, eval.Stderr = &stdout, &stderr
+	if err := eval.Run(); err != nil || !bytes.Equal(bytes.TrimSuffix(stdout.Bytes(), []byte("\n")), line) {
+		t.Errorf("palm eval of a 3 MiB line: %v, %d bytes back; stderr %q", err, stdout.Len(), stderr.String())
+	}
+
+	eval = exec.Command(palmBinary(t), "eval", "--address", addr, "--timeout", "60s", "my_server.big", "x")
+	eval.Env = withoutPalmEnv(os.Environ())
+	out, err := eval.CombinedOutput()
+	if code := eval.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "ResourceExhausted") || !strings.Contains(string(out), "--max-message-size") {
+		t.Fatalf("palm eval of 600 MB: exit %d (%v), output %q; want 1 and ResourceExhausted naming --max-message-size", code, err, out)
+	}
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(s.cmd.Process.Pid), "status"))
+	if err != nil {
+		t.Skipf("no /proc to measure the server's memory in: %v", err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			t.Logf("the server's peak memory: %d MiB", kb>>10)
+			if kb<<10 > 256<<20 {
+				t.Errorf("the server's peak memory is %d MiB; want under 256 MiB (the answer is read only up to 4 MiB)", kb>>10)
+			}
+		}
 	}
 }
