@@ -107,10 +107,20 @@ func TestCancelKillsTheGroup(t *testing.T) {
 				cancel()
 			}()
 			_, err, _ := callWithin(t, 15*time.Second, ctx, f, []byte("x"))
-			wantCode(t, err, codes.Canceled)
+			wantCode(t, err, codes.Canceled, "cancelled", "killed")
 			palmtest.CheckGone(t, palmtest.RecordedPIDs(t, pids, 1)[0])
 		})
 	}
+	t.Run("deadline", func(t *testing.T) { // the caller's, shorter than the timeout
+		pids := filepath.Join(t.TempDir(), "pids")
+		f := Handler(Spec{"foo", `sleep 300 & echo $$ $! >> ` + pids + `; sleep 300`}, Once, 1, hclog.NewNullLogger())
+		defer f.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err, _ := callWithin(t, 15*time.Second, ctx, f, nil)
+		wantCode(t, err, codes.DeadlineExceeded, "deadline passed", "killed")
+		palmtest.CheckGone(t, palmtest.RecordedPIDs(t, pids, 1)[0])
+	})
 }
 
 // Close kills what runs: a once-mode command in flight, and a long-running

@@ -221,7 +221,10 @@ func (f *Func) ended(ctx context.Context) error {
 	if errors.Is(context.Cause(ctx), errTimedOut) {
 		return status.Errorf(codes.DeadlineExceeded, "the command did not answer within %v (raise --exec-timeout if it needs longer); it was killed", f.timeout)
 	}
-	return status.FromContextError(ctx.Err()).Err()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return status.Error(codes.DeadlineExceeded, "the message's deadline passed before the command answered; it was killed")
+	}
+	return status.Error(codes.Canceled, "the message was cancelled (its component is stopping, or its caller went away) before the command answered; it was killed")
 }
 
 func (f *Func) tooLarge() error {
