@@ -273,14 +273,17 @@ func (f *Func) once(ctx context.Context, payload []byte) ([]byte, error) {
 		return nil, f.shuttingDown()
 	}
 	err := cmd.Wait()
-	killGroup(cmd.Process) // what it left behind
+	// What it left behind. A group's id is not handed out again while any
+	// of its processes lives, and pids are reused only after the kernel
+	// has cycled through all of them, so this reaches only the command's.
+	killGroup(cmd.Process)
 	f.untrack(cmd.Process)
 	switch {
 	case errors.Is(context.Cause(cctx), errTooLarge):
 		return nil, f.tooLarge()
 	case err != nil && ctx.Err() != nil:
 		return nil, f.ended(ctx)
-	case f.isClosed():
+	case err != nil && f.isClosed():
 		return nil, f.shuttingDown()
 	case errors.Is(err, exec.ErrWaitDelay):
 		f.logger.Warn("the command exited but left a process holding its output; the group was killed", "pid", cmd.Process.Pid)
@@ -362,13 +365,16 @@ func (f *Func) start() (*proc, error) {
 		close(p.exited)
 	}()
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
+	closed := f.closed
+	if !closed {
+		f.procs[p] = struct{}{}
+	}
+	f.mu.Unlock()
+	if closed {
 		p.kill()
 		p.reap(f.logger)
 		return nil, f.shuttingDown()
 	}
-	f.procs[p] = struct{}{}
 	f.logger.Debug("started the command", "pid", cmd.Process.Pid, "mode", f.mode)
 	return p, nil
 }
