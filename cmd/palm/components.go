@@ -33,6 +33,7 @@ type serving struct {
 	from           []string
 	execs          []string
 	execMode       string
+	execTimeout    time.Duration
 	concurrency    int
 	cacheMaxBytes  int
 	cacheMaxKeys   int
@@ -67,6 +68,7 @@ func (s *serving) execFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&s.execs, "exec", nil, "serve FUNCTION=COMMAND: COMMAND (run by sh -c) gets each payload on standard input and answers on standard output (repeatable)")
 	f.StringVar(&s.execMode, "exec-mode", "once", "once: a process per message; lines: long-running, a line in and a line out per message; frames: long-running, length-delimited frames (see 'palm help exec')")
 	f.IntVar(&s.concurrency, "concurrency", 1, "messages handled at once (long-running modes keep this many processes)")
+	f.DurationVar(&s.execTimeout, "exec-timeout", execfn.DefaultTimeout, "fail a message whose command has not answered within this, and kill the command")
 }
 
 // options are the palm options of the flags common to every component.
@@ -200,6 +202,9 @@ func (s *serving) functions(c *common, cmd *cobra.Command, handle func(string, p
 	if s.concurrency < 1 {
 		return nil, usageError{fmt.Errorf("--concurrency %d: must be at least 1", s.concurrency)}
 	}
+	if s.execTimeout <= 0 {
+		return nil, usageError{fmt.Errorf("--exec-timeout %v: must be positive", s.execTimeout)}
+	}
 	logger, err := c.logger(cmd.ErrOrStderr())
 	if err != nil {
 		return nil, err
@@ -210,7 +215,8 @@ func (s *serving) functions(c *common, cmd *cobra.Command, handle func(string, p
 		if err != nil {
 			return nil, usageError{err}
 		}
-		f := execfn.Handler(spec, mode, s.concurrency, logger.Named("exec"))
+		f := execfn.Handler(spec, mode, s.concurrency, logger.Named("exec"),
+			execfn.Timeout(s.execTimeout), execfn.MaxOutput(s.maxMessageSize))
 		funcs = append(funcs, f)
 		handle(spec.Function, f)
 	}
@@ -376,7 +382,6 @@ func newWorkerVerb(c *common) *cobra.Command {
 	var (
 		s        serving
 		masterAt string
-		maxSize  int
 		messages int
 	)
 	cmd := &cobra.Command{
@@ -399,7 +404,7 @@ long-running modes, the processes it keeps.`,
 			if err != nil {
 				return err
 			}
-			opts = append(opts, palm.WithLogger(logger), palm.WithMaxMessageSize(maxSize), worker.Credit(s.concurrency))
+			opts = append(opts, palm.WithLogger(logger), palm.WithMaxMessageSize(s.maxMessageSize), palm.WithStopTimeout(s.stopTimeout), worker.Credit(s.concurrency))
 			if messages > 0 {
 				opts = append(opts, worker.Messages(messages))
 			}
@@ -417,7 +422,8 @@ long-running modes, the processes it keeps.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&masterAt, "master", "127.0.0.1:5559", "address of the master or hub")
-	f.IntVar(&maxSize, "max-message-size", 4<<20, "largest payload, in bytes")
+	f.IntVar(&s.maxMessageSize, "max-message-size", 4<<20, "largest payload, in bytes (and largest answer read from a command)")
+	f.DurationVar(&s.stopTimeout, "stop-timeout", 10*time.Second, "on SIGINT or SIGTERM, finish the tasks held for at most this long, then kill their commands")
 	f.IntVar(&messages, "messages", 0, "stop after this many tasks (default: never)")
 	s.execFlags(f)
 	return cmd
@@ -449,6 +455,19 @@ frames          One long-running process per slot, for any bytes. Each payload
 
 A long-running process that exits or breaks the protocol fails the message
 it held and is started again for the next one. Its standard error goes to
-the log.`,
+the log.
+
+Bounds. Each command runs in a process group of its own. A message whose
+command has not answered within --exec-timeout (default 5m) fails with
+DeadlineExceeded, and one whose component stops first, or whose client
+goes away, fails with Canceled; either way the command's whole process
+group is killed (SIGKILL), and in the long-running modes the next message
+gets a fresh process. In once mode, whatever the command left running when
+it exits is killed too: nothing outlives its message, or its component.
+Payloads are written while answers are read, so any size goes through. An
+answer longer than --max-message-size fails the message with
+ResourceExhausted and is read no further (in once and lines mode the
+process is killed; in frames mode the frame is skipped). At most 4 KiB of
+standard error is kept as a reason.`,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +30,8 @@ func TestMain(m *testing.M) {
 }
 
 // framesEcho answers "upper:" + payload, an error for "fail", nothing for
-// "none", and exits for "die".
+// "none", 8 MiB for "big"; it exits for "die", and for "hang" starts a
+// child and never answers.
 func framesEcho() {
 	in, out := bufio.NewReader(os.Stdin), bufio.NewWriter(os.Stdout)
 	for {
@@ -47,6 +49,11 @@ func framesEcho() {
 			status, reply = 2, ""
 		case "die":
 			os.Exit(3)
+		case "big":
+			reply = strings.Repeat("z", 8<<20)
+		case "hang":
+			exec.Command("sleep", "300").Start()
+			select {}
 		}
 		out.WriteByte(status)
 		out.Write(binary.BigEndian.AppendUint32(nil, uint32(len(reply))))
