@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -45,16 +46,106 @@ func fuzzKnown(function string) bool { _, ok := fuzzFunctions[function]; return 
 // fuzzCheck is the door check of the fuzzed server.
 var fuzzCheck = route.Check{Server: "s", MaxPayload: fuzzPayloadLimit, Known: fuzzKnown}
 
+// verdict is what the door of a server makes of a message: admitted (code
+// OK) or refused with code; step is the step at the message's stage, named
+// also in a refusal that could read it.
+type verdict struct {
+	code codes.Code
+	step route.Step
+}
+
+func (v verdict) String() string {
+	if v.step == (route.Step{}) {
+		return v.code.String() + " naming no step"
+	}
+	return fmt.Sprintf("%v at step %q", v.code, v.step)
+}
+
+// ruling is the fuzz targets' oracle: the door of server "s" with
+// fuzzFunctions and fuzzPayloadLimit, restated from the rules of
+// message.proto and gateway.proto without route's code. Strings are UTF-8
+// (the codec refuses others, except for a function handed to Eval
+// directly); client and pipeline are at most 1024 bytes, cache at most
+// 16384; function is at most 4096 bytes (the door's limit, which the
+// protos do not state) of steps separated by single spaces, each
+// `server.function` with both parts non-empty, no dot and no white space;
+// stage indexes a step. Breaking any of these is INVALID_ARGUMENT; then a
+// step for another server is FAILED_PRECONDITION, an unknown function
+// NOT_FOUND, a payload over the limit RESOURCE_EXHAUSTED, in that order.
+func ruling(m *palmv1.PalmMessage) verdict {
+	refused := verdict{code: codes.InvalidArgument}
+	fn := m.GetFunction()
+	if len(m.GetClient()) > 1024 || len(m.GetPipeline()) > 1024 || len(m.GetCache()) > 16384 ||
+		fn == "" || len(fn) > 4096 || !utf8.ValidString(fn) {
+		return refused
+	}
+	var steps []route.Step
+	for _, part := range strings.Split(fn, " ") {
+		server, function, found := strings.Cut(part, ".")
+		if !found || server == "" || function == "" || strings.ContainsAny(server+function, ". \t\n\v\f\r") {
+			return refused
+		}
+		steps = append(steps, route.Step{Server: server, Function: function})
+	}
+	if m.GetStage() < 0 || m.GetStage() >= int64(len(steps)) {
+		return refused
+	}
+	step := steps[m.GetStage()]
+	_, known := fuzzFunctions[step.Function]
+	switch {
+	case step.Server != "s":
+		return verdict{codes.FailedPrecondition, step}
+	case !known:
+		return verdict{codes.NotFound, step}
+	case len(m.GetPayload()) > fuzzPayloadLimit:
+		return verdict{codes.ResourceExhausted, step}
+	}
+	return verdict{codes.OK, step}
+}
+
+// admit asks the door of the fuzzed server about m and checks its answer
+// against the rules, both ways: what they admit it admits, at their step;
+// what they refuse it refuses, with their code, a message a person can
+// read and the step they name. It returns the rules' verdict and the
+// door's refusal.
+func admit(t *testing.T, m *palmv1.PalmMessage) (verdict, error) {
+	t.Helper()
+	want := ruling(m)
+	step, err := fuzzCheck.Admit(m)
+	got := verdict{status.Code(err), step}
+	if got != want {
+		t.Fatalf("the door makes %v (%v) of function %q at stage %d with a %d-byte payload; the rules make %v",
+			got, err, m.GetFunction(), m.GetStage(), len(m.GetPayload()), want)
+	}
+	if err != nil {
+		checkRefusal(t, err)
+	}
+	return want, err
+}
+
 // FuzzDecodePalmMessage decodes arbitrary bytes as a PalmMessage, as a
-// server's codec does, and checks what the door makes of it: Admit never
-// panics; it refuses with one of the codes it documents and a message that
-// is UTF-8 (so the error reply can be encoded); and a message it accepts
-// names this server, a known function and a payload within the limit, at a
-// step Current and ParseSteps agree on.
+// server's codec does, and checks what the door makes of it against the
+// rules (ruling), both ways: it admits what they admit, at their step, and
+// refuses what they refuse, with their code and a message that is UTF-8
+// (so the error reply can be encoded); Current and ParseSteps agree with
+// it. The first seeds are well-formed: a door that refuses everything fails
+// them.
 func FuzzDecodePalmMessage(f *testing.F) {
+	long := func(n int) string { return strings.Repeat("x", n) }
 	for _, m := range []*palmv1.PalmMessage{
+		// Well-formed: a door that refuses them fails the seeds.
 		{Pipeline: "p", Client: "c", Function: "s.echo", Payload: []byte("x"), Sequence: 1},
 		{Function: "a.b s.echo c.d", Stage: 1},
+		{Function: "サーバ.関数 s.nothing", Stage: 1, Cache: "キャッシュ"},
+		{Pipeline: long(1024), Client: long(1024), Cache: long(16384), Function: "s.fail", Payload: make([]byte, fuzzPayloadLimit)},
+		{Function: "s.echo " + long(4096-len("s.echo .x")) + ".x"},
+		// Ill-formed, each just past what is well-formed.
+		{Pipeline: long(1025), Function: "s.echo"},
+		{Client: long(1025), Function: "s.echo"},
+		{Cache: long(16385), Function: "s.echo"},
+		{Function: "s.echo " + long(4097-len("s.echo .x")) + ".x"},
+		{Function: "s.echo\r"},
+		{Function: "s.echo", Stage: 1},
 		{Function: "s.echo", Stage: -1},
 		{Function: "s.nope"},
 		{Function: "t.echo"},
@@ -72,22 +163,19 @@ func FuzzDecodePalmMessage(f *testing.F) {
 		if proto.Unmarshal(data, &m) != nil {
 			return // the codec refuses it before palm sees it
 		}
-		step, err := fuzzCheck.Admit(&m)
-		if err != nil {
-			checkRefusal(t, err)
+		v, refusal := admit(t, &m)
+		if refusal != nil {
 			// The error reply the gateway sends back must be encodable.
 			reply := &palmv1.PalmMessage{
 				Pipeline: m.GetPipeline(), Client: m.GetClient(), Stage: m.GetStage(),
-				Function: m.GetFunction(), Sequence: m.GetSequence(), Error: route.ErrorOf(err, step),
+				Function: m.GetFunction(), Sequence: m.GetSequence(), Error: route.ErrorOf(refusal, v.step),
 			}
 			if _, err := proto.Marshal(reply); err != nil {
 				t.Fatalf("the error reply cannot be encoded: %v", err)
 			}
 			return
 		}
-		if step.Server != "s" || !fuzzKnown(step.Function) || len(m.GetPayload()) > fuzzPayloadLimit {
-			t.Fatalf("admitted %v with a %d-byte payload", step, len(m.GetPayload()))
-		}
+		step := v.step
 		current, err := route.Current(&m)
 		if err != nil || current != step {
 			t.Fatalf("Admit says %v, Current says %v, %v", step, current, err)
@@ -171,12 +259,17 @@ func (s *fakeStream) Send(r *palmv1.StreamResponse) error {
 
 // FuzzRouting sends a message with any function, stage and payload through
 // a gateway's Eval and Stream into the parts behind it, and checks that
-// each answers as the door check says: a refusal with its code, or the
+// each answers as the rules (ruling) say: a refusal with their code, or the
 // function's outcome. A stream gets a completion for every message and can
 // encode every response, a good message after a bad one is answered, and
-// nothing stays in flight.
+// nothing stays in flight. The first seeds are well-formed: a door that
+// refuses everything fails them.
 func FuzzRouting(f *testing.F) {
 	f.Add("s.echo", int64(0), []byte("x"))
+	f.Add("a.b s.echo", int64(1), []byte("second step"))
+	f.Add("サーバ.関数 s.echo 次.へ", int64(1), []byte("ユニコード"))
+	f.Add("s.echo", int64(0), make([]byte, fuzzPayloadLimit))
+	f.Add("s.nothing", int64(0), []byte(nil))
 	f.Add("a.b s.fail", int64(1), []byte{})
 	f.Add("s.panic", int64(0), []byte("p"))
 	f.Add("s.nothing t.echo", int64(0), []byte(nil))
@@ -192,13 +285,11 @@ func FuzzRouting(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		m := &palmv1.PalmMessage{Pipeline: "p", Client: "c", Function: function, Stage: stage, Payload: payload, Sequence: 1}
-		step, admitErr := fuzzCheck.Admit(m)
-		if admitErr != nil {
-			checkRefusal(t, admitErr)
-		}
+		v, _ := admit(t, m)
+		want := expect(v)
 
 		resp, err := gw.Eval(ctx, &palmv1.EvalRequest{Message: m})
-		switch want := expect(step, admitErr); {
+		switch {
 		case want.err != nil:
 			if status.Code(err) != status.Code(want.err) {
 				t.Fatalf("Eval: %v; want %v", err, want.err)
@@ -235,11 +326,19 @@ func FuzzRouting(f *testing.F) {
 		if g := replies[2]; len(g) != 1 || string(g[0].GetPayload()) != "good" {
 			t.Fatalf("Stream: the good message got %v", g)
 		}
-		want, got := expect(step, admitErr), replies[1]
+		got := replies[1]
 		switch {
 		case want.err != nil:
 			if len(got) != 1 || codes.Code(got[0].GetError().GetCode()) != status.Code(want.err) {
 				t.Fatalf("Stream: %v; want an error reply with %v", got, want.err)
+			}
+			// The reply names the step the rules read, if any.
+			named := ""
+			if v.step != (route.Step{}) {
+				named = v.step.String()
+			}
+			if f := got[0].GetError().GetFunction(); f != named {
+				t.Fatalf("Stream: the error reply names step %q; want %q", f, named)
 			}
 		case want.reply:
 			if len(got) != 1 || got[0].GetError() != nil || string(got[0].GetPayload()) != string(payload) {
@@ -260,13 +359,12 @@ type outcome struct {
 	reply bool
 }
 
-// expect is the outcome of a message the door check answered with step and
-// err.
-func expect(step route.Step, err error) outcome {
-	if err != nil {
-		return outcome{err: err}
+// expect is the outcome of a message the rules gave verdict v.
+func expect(v verdict) outcome {
+	if v.code != codes.OK {
+		return outcome{err: status.Error(v.code, "refused at the door")}
 	}
-	switch step.Function {
+	switch v.step.Function {
 	case "fail":
 		return outcome{err: status.Error(codes.Unknown, "it failed")}
 	case "panic":

@@ -35,7 +35,8 @@ type Step struct {
 func (s Step) String() string { return s.Server + "." + s.Function }
 
 // ParseStep parses one `server.function` step. Both parts must be non-empty
-// and contain no dot or space.
+// and contain no dot and no white space (ASCII: space, tab, newline,
+// vertical tab, form feed, carriage return).
 func ParseStep(s string) (Step, error) {
 	dot, dots, blank := -1, 0, false
 	for i := 0; i < len(s); i++ {
@@ -45,7 +46,7 @@ func ParseStep(s string) (Step, error) {
 				dot = i
 			}
 			dots++
-		case ' ', '\t', '\n':
+		case ' ', '\t', '\n', '\v', '\f', '\r':
 			blank = true
 		}
 	}

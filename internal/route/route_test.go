@@ -80,21 +80,3 @@ func TestErrorRoundTrip(t *testing.T) {
 		t.Fatal("an Error with code OK must not become a success")
 	}
 }
-
-func FuzzCurrent(f *testing.F) {
-	for _, s := range []string{"s.f", "a.b c.d", "", " ", "a..b", "s.f  t.g", "\xff.f"} {
-		f.Add(s, int64(0))
-	}
-	f.Fuzz(func(t *testing.T, function string, stage int64) {
-		step, err := Current(&palmv1.PalmMessage{Function: function, Stage: stage})
-		if err != nil {
-			if status.Code(err) != codes.InvalidArgument {
-				t.Fatalf("code %v", status.Code(err))
-			}
-			return
-		}
-		if step.Server == "" || step.Function == "" || strings.ContainsAny(step.String(), " ") {
-			t.Fatalf("accepted a bad step %q from %q", step, function)
-		}
-	})
-}
