@@ -180,7 +180,9 @@ func (s *subscriber) end(err error) bool {
 
 func (s *subscriber) touch() { s.read.Store(time.Now().UnixNano()) }
 
-func (s *subscriber) idle() time.Duration { return time.Duration(time.Now().UnixNano() - s.read.Load()) }
+func (s *subscriber) idle() time.Duration {
+	return time.Duration(time.Now().UnixNano() - s.read.Load())
+}
 
 // NewTopics returns a publisher whose subscribers each have a queue of
 // queue messages (0: DefaultSubscriberQueue), with the default slow
