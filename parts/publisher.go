@@ -142,7 +142,24 @@ type Loss func(ctx context.Context, err error)
 // queued is one publication waiting for a subscriber.
 type queued struct {
 	pub  *palmv1.Publication
-	lost Loss
+	fate *fate // nil when nobody is to be told of its loss
+}
+
+// fate follows a publication with a Loss through the subscribers that took
+// it: each that loses it drops it, and the last drop tells the Loss. One
+// that sent it and ended in order never drops it, so a message another
+// subscriber received is not reported lost.
+type fate struct {
+	holders atomic.Int32
+	lost    Loss
+}
+
+// drop records that one holder lost the publication, and tells its Loss
+// with err when that was the last.
+func (f *fate) drop(ctx context.Context, err error) {
+	if f != nil && f.holders.Add(-1) == 0 {
+		f.lost(ctx, err)
+	}
 }
 
 // topicCount is what a publisher knows of one topic.
@@ -333,8 +350,11 @@ func (p *Topics) PublishTold(ctx context.Context, topic string, m *palmv1.PalmMe
 		}
 		return nil
 	}
-	q := queued{pub: &palmv1.Publication{Topic: topic, Message: m}, lost: lost}
-	taken := 0
+	q := queued{pub: &palmv1.Publication{Topic: topic, Message: m}}
+	if lost != nil {
+		q.fate = &fate{lost: lost}
+		q.fate.holders.Store(int32(len(subs)))
+	}
 	for i, s := range subs {
 		ok, err := p.put(ctx, s, q)
 		if err != nil {
@@ -344,14 +364,10 @@ func (p *Topics) PublishTold(ctx context.Context, topic string, m *palmv1.PalmMe
 			return err
 		}
 		s.pending.Done()
-		if ok {
-			taken++
-		} else {
+		if !ok {
 			p.lost(topic, c)
+			q.fate.drop(ctx, status.Errorf(codes.DataLoss, "lost: the subscription to topic %q at this component ended before the message could be queued for it", topic))
 		}
-	}
-	if taken == 0 && lost != nil {
-		lost(ctx, status.Errorf(codes.DataLoss, "lost: the subscription to topic %q at this component ended before the message could be queued for it", topic))
 	}
 	return nil
 }
@@ -603,15 +619,13 @@ func (p *Topics) finish(s *subscriber, err error, release func()) {
 		q := <-s.ch
 		t := q.pub.GetTopic()
 		p.lost(t, p.count(t))
-		if q.lost != nil {
-			q.lost(ctx, status.Errorf(codes.DataLoss, "lost: it was queued for subscriber %q of topic %q at this component when that subscription ended (%s)", s.name, t, why))
-		}
+		q.fate.drop(ctx, status.Errorf(codes.DataLoss, "lost: it was queued for subscriber %q of topic %q at this component when that subscription ended (%s)", s.name, t, why))
 	}
 	if s.endErr == errClosing {
 		return
 	}
 	for _, q := range s.transit.take() {
-		q.lost(ctx, status.Errorf(codes.DataLoss, "may have been lost: it was on its way to subscriber %q of topic %q at this component when that subscription broke (%s)", s.name, q.topic, why))
+		q.fate.drop(ctx, status.Errorf(codes.DataLoss, "may have been lost: it was on its way to subscriber %q of topic %q at this component when that subscription broke (%s)", s.name, q.topic, why))
 	}
 }
 
@@ -630,12 +644,12 @@ type transit struct {
 
 type inTransit struct {
 	topic string
-	lost  Loss
+	fate  *fate
 	size  int
 }
 
 func (t *transit) add(q queued) {
-	if q.lost == nil {
+	if q.fate == nil {
 		return
 	}
 	if t.ring == nil {
@@ -648,7 +662,7 @@ func (t *transit) add(q queued) {
 		t.head = (t.head + 1) % len(t.ring)
 		t.n--
 	}
-	t.ring[(t.head+t.n)%len(t.ring)] = inTransit{topic: q.pub.GetTopic(), lost: q.lost, size: b}
+	t.ring[(t.head+t.n)%len(t.ring)] = inTransit{topic: q.pub.GetTopic(), fate: q.fate, size: b}
 	t.n++
 	t.bytes += b
 }
