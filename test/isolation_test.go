@@ -59,7 +59,9 @@ func TestIsolationSecondClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.HandleFunc("foo", func(_ context.Context, p []byte) ([]byte, error) { return append([]byte("secret of alice: "), p...), nil })
+	srv.HandleFunc("foo", func(_ context.Context, p []byte) ([]byte, error) {
+		return append([]byte("secret of alice: "), p...), nil
+	})
 	first := palmtest.ServeTCP(t, srv)
 	last, err := pipeline.NewPipeline("last", pipeline.Upstream{Address: first, Topic: "server"}, quietLog(t), tokens, both, palm.WithToken(stageToken))
 	if err != nil {
