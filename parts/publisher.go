@@ -365,7 +365,7 @@ func (p *Topics) PublishTold(ctx context.Context, topic string, m *palmv1.PalmMe
 		}
 		s.pending.Done()
 		if !ok {
-			p.lost(topic, c)
+			p.dropped.Add(1) // the subscriber ended; its end is logged
 			q.fate.drop(ctx, status.Errorf(codes.DataLoss, "lost: the subscription to topic %q at this component ended before the message could be queued for it", topic))
 		}
 	}
@@ -618,7 +618,7 @@ func (p *Topics) finish(s *subscriber, err error, release func()) {
 	for len(s.ch) > 0 {
 		q := <-s.ch
 		t := q.pub.GetTopic()
-		p.lost(t, p.count(t))
+		p.dropped.Add(1) // counted; the end of the subscription is logged
 		q.fate.drop(ctx, status.Errorf(codes.DataLoss, "lost: it was queued for subscriber %q of topic %q at this component when that subscription ended (%s)", s.name, t, why))
 	}
 	if s.endErr == errClosing {
