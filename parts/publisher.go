@@ -64,8 +64,10 @@ const tellBound = 5 * time.Second
 // Loss is told: a message published with PublishTold whose topic has no
 // subscriber, that was still queued for a subscriber that left or was cut,
 // or that was among the last sent to it when its subscription broke (and
-// so may still have been in the transport), is reported through its Loss
-// function, with DataLoss naming the topic and what happened.
+// so may still have been in the transport: at most maxTransitCount
+// messages or about maxTransitBytes of payload per subscriber), is
+// reported through its Loss function, with DataLoss naming the topic and
+// what happened — unless another subscriber of the topic took it.
 //
 // On a component that authenticates its callers, a caller allowed
 // UseSubscribe but not UseStream is a client: it may subscribe only to
