@@ -252,7 +252,8 @@ func WithMetricsListener(lis net.Listener) Option {
 // logged at Warn, and the publisher goes on for the others. What was queued
 // for it is lost, and reported to the clients that wait for it. While a
 // subscriber has not read for half of d, health reports
-// palm.v1.PublisherService NOT_SERVING. Default: 10 s.
+// palm.v1.PublisherService NOT_SERVING. Components that do not publish
+// ignore it. Default: 10 s. The palm command's --slow-subscriber-timeout.
 func SlowSubscriberTimeout(d time.Duration) Option {
 	return func(c *config.Config) {
 		if d <= 0 {
