@@ -181,7 +181,8 @@ type subscriber struct {
 
 	ended   chan struct{} // closed when the subscription ends, or is cut
 	endOnce sync.Once
-	endErr  error // why, written before ended is closed
+	endErr  error         // why, written before ended is closed
+	cut     chan struct{} // closed after ended when it was cut for not reading
 
 	transit transit // sent, and maybe still in the transport (sender only)
 }
@@ -438,6 +439,7 @@ func (p *Topics) stall(d int) {
 func (p *Topics) cutSlow(s *subscriber, idle time.Duration) {
 	err := status.Errorf(codes.ResourceExhausted, "slow subscriber: it did not read for %v while its queue of %d messages was full; read faster, or raise the publisher's SlowSubscriberTimeout (now %v)", idle.Round(time.Millisecond), p.queue, p.slow)
 	if s.end(err) {
+		close(s.cut)
 		p.slowCut.Add(1)
 		p.logger.Warn("cut a slow subscriber: it did not read, and the publisher goes on without it", "subscriber", s.name, "topics", s.topics, "idle", idle.Round(time.Millisecond), "timeout", p.slow)
 	}
@@ -502,7 +504,7 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 	}
 	s := &subscriber{
 		name: req.GetSubscriber(), topics: req.GetTopics(), ctx: stream.Context(),
-		ch: make(chan queued, p.queue), client: client, ended: make(chan struct{}),
+		ch: make(chan queued, p.queue), client: client, ended: make(chan struct{}), cut: make(chan struct{}),
 	}
 	s.touch()
 	confirm := &palmv1.SubscribeResponse{Subscribed: true, Instance: p.instance, Published: map[string]uint64{}}
@@ -540,9 +542,9 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 	select {
 	case err := <-sent:
 		return err
-	case <-s.ended:
-		// Cut: returning ends the call, which frees a sender blocked in
-		// Send by a peer that does not read; the sender then finishes.
+	case <-s.cut:
+		// Returning ends the call, which frees a sender blocked in Send by
+		// a peer that does not read; the sender then finishes.
 		return s.endErr
 	}
 }
