@@ -96,27 +96,36 @@ const (
 	UseCache
 	// UseDispatch allows taking tasks as a worker: palm.v1.DispatchService.
 	UseDispatch
-	// UseSubscribe allows receiving what the component sends on:
-	// palm.v1.PublisherService.
+	// UseSubscribe allows palm.v1.PublisherService, to receive a
+	// client's own replies: the caller may subscribe only to client ids,
+	// each claimed by the first caller that subscribes with it, and
+	// receives only the publications whose message names that client.
+	// With UseStream too, it may subscribe to anything.
 	UseSubscribe
 	// UseProbes allows health and reflection when WithClosedProbes has
 	// closed them; otherwise they are open to all, for load balancers and
 	// grpcurl.
 	UseProbes
+	// UseStream allows subscribing to a component's published stream: its
+	// own name, where a pipelined component sends every client's results
+	// on, and any other topic, with every publication under it. It is for
+	// stages (StageRole); it needs UseSubscribe too.
+	UseStream
 )
 
 // The usual permissions of each role.
 const (
 	// ClientRole is what a client needs: send, use the cache, and receive
-	// its replies from the last stage of a pipeline.
+	// its own replies from the last stage of a pipeline (subscribing to its
+	// client id only).
 	ClientRole = UseGateway | UseCache | UseSubscribe
 	// WorkerRole is what a worker needs: take tasks and use the cache.
 	WorkerRole = UseDispatch | UseCache
 	// StageRole is what a Pipeline, a Sink or a Hub needs of the component
-	// before it: subscribe.
-	StageRole = UseSubscribe
+	// before it: subscribe to its published stream.
+	StageRole = UseSubscribe | UseStream
 	// AllRoles allows everything.
-	AllRoles = UseGateway | UseCache | UseDispatch | UseSubscribe | UseProbes
+	AllRoles = UseGateway | UseCache | UseDispatch | UseSubscribe | UseProbes | UseStream
 )
 
 // WithTokens makes a server require a bearer token on every call (health
@@ -232,4 +241,25 @@ func WithMetricsAddress(addr string) Option {
 // opened; the server closes it when it stops.
 func WithMetricsListener(lis net.Listener) Option {
 	return func(c *config.Config) { c.MetricsListener = lis }
+}
+
+// SlowSubscriberTimeout bounds how long a component that publishes (a
+// pipeline.Server, Pipeline or Sink, a master.Master or Hub) waits for one
+// subscriber that does not read: when a message waits for room in that
+// subscriber's full queue and the subscriber has taken nothing from it for
+// d, the subscription is ended with ResourceExhausted, counted
+// (slow_subscribers_cut in InfoService, palm_slow_subscribers_cut_total),
+// logged at Warn, and the publisher goes on for the others. What was queued
+// for it is lost, and reported to the clients that wait for it. While a
+// subscriber has not read for half of d, health reports
+// palm.v1.PublisherService NOT_SERVING. Components that do not publish
+// ignore it. Default: 10 s. The palm command's --slow-subscriber-timeout.
+func SlowSubscriberTimeout(d time.Duration) Option {
+	return func(c *config.Config) {
+		if d <= 0 {
+			c.Fail(fmt.Errorf("palm: SlowSubscriberTimeout(%v): the timeout must be positive", d))
+			return
+		}
+		c.SlowSubscriberTimeout = d
+	}
 }

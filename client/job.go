@@ -25,6 +25,9 @@ import (
 //     numbers the messages 1, 2, 3..., refuses oversize payloads locally,
 //     packs what is ready into one StreamRequest (never waiting to fill a
 //     batch), and waits while the window of unfinished messages is full.
+//     With a SubAddress, once every payload is sent it waits to half-close
+//     until no result is awaited, so the first server can still report a
+//     message lost between components on the stream.
 //   - the receiver is the only goroutine that calls Recv. It frees window
 //     places for the sequences the server completes and hands replies to
 //     the caller through a channel of recvQueue places; when it is full the
@@ -102,7 +105,11 @@ func Cache(text string) JobOption {
 // message has left the first server, when each message sent has had a
 // result, or after Messages results. A pipeline that sends nothing on for
 // some messages, or several replies for one (a tee joined by a sink), needs
-// Messages, or a deadline on ctx.
+// Messages, or a deadline on ctx. A message the first server published on
+// and that was lost between components (no stage subscribed, or the
+// subscription it was on broke) yields a *MessageError with DataLoss naming
+// the topic; the first answer of a message wins when one of its answers is
+// such a report (a message reported as possibly lost may still arrive).
 //
 // payloads is called from a goroutine of the Job; the slices it yields must
 // not be changed afterwards while the job runs. When the job ends early,
@@ -190,12 +197,18 @@ type job struct {
 	recvDone chan struct{}
 	recvErr  error // read after recvDone
 
-	// With a SubAddress: the subscription, its listener's end, and the
-	// messages sent that have had no result yet (under mu).
+	// With a SubAddress: the subscription, its listener's end, the
+	// messages sent that have had no result yet and those whose result was
+	// a report of their loss (under mu); allSent is closed when every
+	// payload was sent or refused, settled when then no result is awaited.
 	sub     palmv1.PublisherService_SubscribeClient
 	subDone chan struct{}
 	subErr  error // read after subDone
 	pending map[uint64]struct{}
+	lost    map[uint64]struct{}
+	allSent chan struct{}
+	settled chan struct{}
+	settle  sync.Once
 
 	results    int    // results yielded, in the caller's goroutine
 	panicValue any    // read after the puller ended
@@ -213,7 +226,8 @@ func (j *job) run(parent context.Context, payloads iter.Seq[[]byte], yield func(
 			yield(nil, err)
 			return
 		}
-		j.sub, j.subDone, j.pending = sub, make(chan struct{}), map[uint64]struct{}{}
+		j.sub, j.subDone, j.pending, j.lost = sub, make(chan struct{}), map[uint64]struct{}{}, map[uint64]struct{}{}
+		j.allSent, j.settled = make(chan struct{}), make(chan struct{})
 	}
 	stream, err := j.c.gateway.Stream(ctx)
 	if err != nil {
@@ -362,6 +376,17 @@ func (j *job) send(ctx context.Context, stream palmv1.GatewayService_StreamClien
 		}
 		if ended && carry == nil {
 			j.sentAll = true
+			if j.sub != nil {
+				// Keep the stream open while results are awaited from the
+				// SubAddress: the first server reports through it a
+				// message lost further on.
+				close(j.allSent)
+				select {
+				case <-j.settled:
+				case <-ctx.Done():
+					return
+				}
+			}
 			_ = stream.CloseSend()
 			return
 		}
@@ -402,7 +427,9 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 	}
 	replies := func(resp *palmv1.StreamResponse) bool {
 		for _, m := range resp.GetMessages() {
-			j.answered(m.GetSequence())
+			if !j.answered(m) {
+				continue
+			}
 			var more bool
 			if e := m.GetError(); e != nil {
 				more = result(nil, replyError(m.GetSequence(), j.function, e))
@@ -419,6 +446,7 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 		recvDone = j.recvDone
 		sendDone <-chan struct{} // watched once the stream has ended
 		subDone  = j.subDone     // nil without a SubAddress
+		allSent  = j.allSent     // nil without a SubAddress
 		over     bool            // every message has left the first server
 	)
 	for {
@@ -429,6 +457,14 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 			}
 			if over && !j.waiting() {
 				return // the last reply awaited from the SubAddress
+			}
+			if allSent == nil && j.sub != nil && !j.waiting() {
+				j.settle.Do(func() { close(j.settled) })
+			}
+		case <-allSent:
+			allSent = nil
+			if !j.waiting() {
+				j.settle.Do(func() { close(j.settled) })
 			}
 		case e := <-j.refused:
 			if !result(nil, e) {
@@ -484,14 +520,30 @@ func (j *job) waiting() bool {
 	return len(j.pending) > 0
 }
 
-// answered records that the message seq had a result.
-func (j *job) answered(seq uint64) {
+// answered records that the message m answers had a result, and reports
+// whether m is to be yielded. With a SubAddress, a message's first answer
+// wins when one of them reports its loss (DataLoss: a message reported as
+// possibly lost may still arrive): a loss report after its result, and a
+// result after its loss report, are dropped.
+func (j *job) answered(m *palmv1.PalmMessage) bool {
 	if j.sub == nil {
-		return
+		return true
 	}
+	seq := m.GetSequence()
 	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, awaited := j.pending[seq]
 	delete(j.pending, seq)
-	j.mu.Unlock()
+	if _, reported := j.lost[seq]; reported {
+		return false
+	}
+	if m.GetError() != nil && codes.Code(m.GetError().GetCode()) == codes.DataLoss {
+		if !awaited {
+			return false
+		}
+		j.lost[seq] = struct{}{}
+	}
+	return true
 }
 
 // full reports whether the window is full.

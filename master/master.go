@@ -261,7 +261,13 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	if handle == nil && m.settings.pipelined {
 		handle = parts.NextStage(m.name)
 	}
-	topics := parts.NewTopics(0, m.logger)
+	var srv *server.Server // made below, before anything is published
+	topics := parts.NewTopicsWith(parts.TopicsConfig{
+		SlowSubscriberTimeout: m.cfg.SlowSubscriberTimeout,
+		Name:                  m.name,
+		OnStall:               func(stalled bool) { srv.PublisherStalled(stalled) },
+		Logger:                m.logger,
+	})
 	r := parts.NewRouter(m.logger)
 	next := "replies"
 	if m.settings.gather != nil {
@@ -279,7 +285,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 		lis.Close()
 		return err
 	}
-	srv := server.New(m.cfg, m.logger)
+	srv = server.New(m.cfg, m.logger)
 	srv.Observe(m.name, metrics.Source{
 		Kind:            m.kind,
 		Meter:           r.Meter(),
@@ -290,6 +296,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 		Subscribers:     topics.Subscribers,
 		SubscriberQueue: topics.Queued,
 		Dropped:         topics.Dropped,
+		SlowCut:         topics.SlowCut,
 		Missed:          m.missed,
 		CacheKeys:       metrics.CacheKeys(m.store),
 		Roster: func() []metrics.Worker {

@@ -32,10 +32,36 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, m *palmv1.PalmMessage) error
 }
 
+// TellingPublisher is a Publisher that reports a message it could not hand
+// to a subscriber, as Topics does.
+type TellingPublisher interface {
+	Publisher
+	PublishTold(ctx context.Context, topic string, m *palmv1.PalmMessage, lost Loss) error
+}
+
+// tellOrigin returns the Loss of m, published on behalf of the message seq
+// of origin: an error reply for seq, delivered to origin after its
+// completion if need be (a Gateway stream passes it on while the client
+// keeps the stream open).
+func tellOrigin(origin Origin, seq uint64, m *palmv1.PalmMessage) Loss {
+	pipeline, client, function, stage := m.GetPipeline(), m.GetClient(), m.GetFunction(), m.GetStage()
+	return func(ctx context.Context, err error) {
+		reply := &palmv1.PalmMessage{Pipeline: pipeline, Client: client, Function: function, Stage: stage, Sequence: seq}
+		step, _ := route.Current(reply)
+		reply.Error = route.ErrorOf(err, step)
+		_ = origin.Deliver(ctx, Envelope{Msg: reply, Origin: origin, Sequence: seq})
+	}
+}
+
 // Replies is an outbound part that sends each message where its
 // StreamHandler says: back to the origin it came from when the topic is the
 // message's client, else to the Publisher under the topic. It then reports
 // the envelope's completion to the origin.
+//
+// A message published for an origin that waits (a client's call, not a
+// subscription) and lost on its way — nobody subscribed to its topic, or
+// the subscription it was queued for ended — comes back to that origin as
+// an error reply with DataLoss (see Topics).
 //
 // Error replies go back to the origin when a client waits there: a failure
 // is the client's to see, not the next stage's. A message from a Detached
@@ -83,7 +109,13 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 			case direct && topic == next.GetClient():
 				out.Msg = next
 			case r.Publisher != nil:
-				if err := r.Publisher.Publish(ctx, topic, next); err != nil {
+				var err error
+				if tp, ok := r.Publisher.(TellingPublisher); ok && direct {
+					err = tp.PublishTold(ctx, topic, next, tellOrigin(e.Origin, e.Sequence, next))
+				} else {
+					err = r.Publisher.Publish(ctx, topic, next)
+				}
+				if err != nil {
 					logger.Warn("publishing failed", "topic", topic, "error", err)
 				}
 			default:

@@ -74,7 +74,14 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 		lis.Close()
 		return errors.New("pipeline: Serve called twice")
 	}
-	topics := parts.NewTopics(c.settings.queue, c.logger)
+	var srv *server.Server // made below, before anything is published
+	topics := parts.NewTopicsWith(parts.TopicsConfig{
+		Queue:                 c.settings.queue,
+		SlowSubscriberTimeout: c.cfg.SlowSubscriberTimeout,
+		Name:                  c.name,
+		OnStall:               func(stalled bool) { srv.PublisherStalled(stalled) },
+		Logger:                c.logger,
+	})
 	handle := c.settings.handle
 	if handle == nil && c.settings.pipelined {
 		handle = parts.NextStage(c.name)
@@ -88,13 +95,14 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 		lis.Close()
 		return err
 	}
-	srv := server.New(c.cfg, c.logger)
+	srv = server.New(c.cfg, c.logger)
 	srv.Observe(c.name, metrics.Source{
 		Kind:            strings.ToLower(c.kind),
 		Meter:           r.Meter(),
 		Subscribers:     topics.Subscribers,
 		SubscriberQueue: topics.Queued,
 		Dropped:         topics.Dropped,
+		SlowCut:         topics.SlowCut,
 		Missed:          c.missed,
 		CacheKeys:       metrics.CacheKeys(c.settings.store),
 		Functions:       c.functions,

@@ -27,6 +27,7 @@ type serving struct {
 	keepalive      time.Duration
 	keepaliveWait  time.Duration
 	stopTimeout    time.Duration
+	slowSubscriber time.Duration
 	clientAuth     bool
 	tokens         string
 	pipelined      bool
@@ -48,6 +49,7 @@ func (s *serving) flags(f *pflag.FlagSet, addr string, what ...string) {
 	f.DurationVar(&s.keepalive, "keepalive", 30*time.Second, "ping a connection silent for this long")
 	f.DurationVar(&s.keepaliveWait, "keepalive-timeout", 10*time.Second, "close a connection whose ping is not answered within this")
 	f.DurationVar(&s.stopTimeout, "stop-timeout", 10*time.Second, "on SIGINT or SIGTERM, finish what is held for at most this long")
+	f.DurationVar(&s.slowSubscriber, "slow-subscriber-timeout", 10*time.Second, "end a subscription that has not read for this long while a message waits for it")
 	f.BoolVar(&s.clientAuth, "client-auth", false, "require client certificates signed by --cacert (mutual TLS)")
 	f.StringVar(&s.tokens, "tokens", "", "file of accepted bearer tokens, one per line: ROLE TOKEN, ROLE one of client, worker, stage, all")
 	f.IntVar(&s.cacheMaxBytes, "cache-max-bytes", kv.DefaultMaxBytes, "most bytes the cache holds, keys and values plus 64 bytes an entry; a Set past it fails with ResourceExhausted")
@@ -88,7 +90,8 @@ func (s *serving) options(c *common, cmd *cobra.Command) ([]palm.Option, error) 
 		palm.WithLogger(logger),
 		palm.WithMaxMessageSize(s.maxMessageSize),
 		palm.WithKeepalive(s.keepalive, s.keepaliveWait),
-		palm.WithStopTimeout(s.stopTimeout))
+		palm.WithStopTimeout(s.stopTimeout),
+		palm.SlowSubscriberTimeout(s.slowSubscriber))
 	if c.security.token != "" {
 		opts = append(opts, palm.WithToken(c.security.token))
 	}

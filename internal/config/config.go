@@ -39,6 +39,10 @@ const (
 	DefaultKeepaliveTimeout = 10 * time.Second
 )
 
+// DefaultSlowSubscriberTimeout is how long a publisher waits for a
+// subscriber that does not read before it cuts it.
+const DefaultSlowSubscriberTimeout = 10 * time.Second
+
 // MinPingInterval is the shortest interval between a peer's pings that
 // servers accept by default (with a shorter KeepaliveTime of their own,
 // that one).
@@ -60,6 +64,10 @@ type Config struct {
 
 	KeepaliveTime    time.Duration
 	KeepaliveTimeout time.Duration
+
+	// SlowSubscriberTimeout: a subscriber that has not read for this long
+	// while a publication waits for it is cut.
+	SlowSubscriberTimeout time.Duration
 
 	// Metrics: the registry a component's metrics go to, and where it
 	// serves /metrics itself.
@@ -96,6 +104,8 @@ func New(opts []Option) *Config {
 		StopTimeout:      DefaultStopTimeout,
 		KeepaliveTime:    DefaultKeepaliveTime,
 		KeepaliveTimeout: DefaultKeepaliveTimeout,
+
+		SlowSubscriberTimeout: DefaultSlowSubscriberTimeout,
 	}
 	for _, o := range opts {
 		if o != nil {

@@ -43,6 +43,8 @@ type Source struct {
 	// Missed counts messages an upstream published while this stage's
 	// subscription was broken.
 	Missed func() uint64
+	// SlowCut counts subscriptions cut for not reading.
+	SlowCut func() uint64
 	// CacheKeys reads the number of keys in the cache.
 	CacheKeys func() int
 
@@ -77,6 +79,7 @@ func (s Source) Counters() map[string]uint64 {
 	}
 	for name, f := range map[string]func() uint64{
 		"tasks_redelivered": s.Redelivered, "published_dropped": s.Dropped, "subscription_missed": s.Missed,
+		"slow_subscribers_cut": s.SlowCut,
 	} {
 		if f != nil {
 			out[name] = f()
@@ -97,6 +100,7 @@ var (
 	descSubQueue    = prometheus.NewDesc("palm_subscriber_queue_messages", "Messages waiting in the subscribers' queues.", nil, nil)
 	descDropped     = prometheus.NewDesc("palm_published_dropped_total", "Messages published that reached no subscriber.", nil, nil)
 	descMissed      = prometheus.NewDesc("palm_subscription_missed_total", "Messages an upstream published while the subscription was broken.", nil, nil)
+	descSlowCut     = prometheus.NewDesc("palm_slow_subscribers_cut_total", "Subscriptions cut because they did not read for the slow subscriber timeout.", nil, nil)
 	descCache       = prometheus.NewDesc("palm_cache_keys", "Keys in the component's cache.", nil, nil)
 )
 
@@ -132,6 +136,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSubQueue, s.SubscriberQueue)
 	counter(descDropped, s.Dropped)
 	counter(descMissed, s.Missed)
+	counter(descSlowCut, s.SlowCut)
 	gauge(descCache, s.CacheKeys)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -12,16 +13,17 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/gopalm/palm/internal/caller"
 	"github.com/gopalm/palm/internal/config"
 )
 
 // Permission bits, as palm.Permission defines them.
 const (
-	useGateway uint8 = 1 << iota
-	useCache
-	useDispatch
-	useSubscribe
-	useProbes
+	useGateway   = caller.UseGateway
+	useCache     = caller.UseCache
+	useDispatch  = caller.UseDispatch
+	useSubscribe = caller.UseSubscribe
+	useProbes    = caller.UseProbes
 )
 
 // needs maps a service to the permission its calls need, and names it for
@@ -59,16 +61,20 @@ func authFunc(cfg *config.Config) auth.AuthFunc {
 		if need.perm == useProbes && !cfg.ClosedProbes {
 			return ctx, nil
 		}
-		granted, who := uint8(0), false
+		granted, who, id := uint8(0), false, ""
 		if token, err := auth.AuthFromMD(ctx, "bearer"); err == nil {
-			p, ok := cfg.Tokens[sha256.Sum256([]byte(token))]
+			sum := sha256.Sum256([]byte(token))
+			p, ok := cfg.Tokens[sum]
 			if !ok {
 				return nil, status.Error(codes.Unauthenticated, "the bearer token is not known to this server")
 			}
-			granted, who = granted|p, true
+			granted, who, id = granted|p, true, "token:"+hex.EncodeToString(sum[:8])
 		}
 		for _, name := range certNames(ctx) {
 			if p, ok := cfg.Identities[name]; ok {
+				if id == "" {
+					id = "cert:" + name
+				}
 				granted, who = granted|p, true
 			}
 		}
@@ -78,7 +84,7 @@ func authFunc(cfg *config.Config) auth.AuthFunc {
 		case granted&need.perm != need.perm:
 			return nil, status.Errorf(codes.PermissionDenied, "the caller's token or certificate does not allow %s", need.what)
 		}
-		return ctx, nil
+		return caller.With(ctx, caller.Caller{ID: id, Perm: granted}), nil
 	}
 }
 
