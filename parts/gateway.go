@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -162,7 +164,11 @@ func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.Ev
 	}
 	defer g.release(1)
 	o := &evalOrigin{ctx: ctx, done: make(chan struct{})}
-	if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}); err != nil {
+	deadline := messageDeadline(m, time.Now())
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step, Deadline: deadline}); err != nil {
 		return nil, contextStatus(ctx, err)
 	}
 	select {
@@ -178,6 +184,16 @@ func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.Ev
 		}
 	}
 	return &palmv1.EvalResponse{Messages: o.replies}, nil
+}
+
+// messageDeadline is the deadline a message's timeout_ms sets from now, or
+// the zero time.
+func messageDeadline(m *palmv1.PalmMessage, now time.Time) time.Time {
+	ms := m.GetTimeoutMs()
+	if ms == 0 {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(min(ms, uint64(math.MaxInt64/int64(time.Millisecond)))) * time.Millisecond)
 }
 
 func contextStatus(ctx context.Context, err error) error {
@@ -458,7 +474,11 @@ func (g *Gateway) receive(o *streamOrigin, stream palmv1.GatewayService_StreamSe
 				}
 				continue
 			}
-			if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}); err != nil {
+			e := Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}
+			if m.GetTimeoutMs() > 0 {
+				e.Deadline = messageDeadline(m, time.Now())
+			}
+			if err := g.link.Send(ctx, e); err != nil {
 				return contextStatus(ctx, err)
 			}
 		}

@@ -20,7 +20,9 @@
 //   - A task for a function no connected worker serves is refused at once
 //     (ErrNoWorker), or, with Config.WaitForWorkers, waits that long for
 //     such a worker and then fails with NoWorker. When the last worker of a
-//     function leaves, the function's waiting tasks get the same treatment.
+//     function leaves, the function's tasks (those waiting, those it held,
+//     and new ones) wait Config.ReplaceWait for a replacement, or
+//     WaitForWorkers if that is longer, then fail with NoWorker.
 //   - A waiting task whose Deadline passes leaves its queue (Expired); the
 //     tasks of an origin that went away leave at once (Cancel). No worker
 //     spends time on either.
@@ -146,6 +148,9 @@ type Config struct {
 	// WaitForWorkers is how long a task for a function no connected worker
 	// serves waits for one; 0 refuses it at once.
 	WaitForWorkers time.Duration
+	// ReplaceWait is how long the tasks of a function whose last worker
+	// left wait for a replacement (a restarting worker); 0 for not at all.
+	ReplaceWait time.Duration
 }
 
 type worker struct {
@@ -222,12 +227,14 @@ type originTasks struct{ head *Task }
 type Core struct {
 	cfg Config
 
-	queues   map[string]*fnQueue    // functions with waiting tasks or named servers
-	active   map[string]*fnQueue    // functions with waiting tasks
-	unserved map[*fnQueue]time.Time // waiting for a worker since
-	origins  map[any]*originTasks
-	waiting  int
-	wildcard int // connected workers that serve every function
+	queues    map[string]*fnQueue    // functions with waiting tasks or named servers
+	active    map[string]*fnQueue    // functions with waiting tasks
+	unserved  map[*fnQueue]time.Time // waiting for a worker until
+	recent    map[string]time.Time   // functions whose last worker left: wait for another until
+	recentAll time.Time              // likewise for any function, after a worker of every function left
+	origins   map[any]*originTasks
+	waiting   int
+	wildcard  int // connected workers that serve every function
 
 	deadlines taskHeap // waiting tasks with a Deadline
 	timeouts  taskHeap // held tasks, by when TaskTimeout passes
@@ -253,6 +260,7 @@ func New(cfg Config) *Core {
 		queues:    map[string]*fnQueue{},
 		active:    map[string]*fnQueue{},
 		unserved:  map[*fnQueue]time.Time{},
+		recent:    map[string]time.Time{},
 		origins:   map[any]*originTasks{},
 		byID:      map[WorkerID]*worker{},
 		deadlines: taskHeap{which: 0},
@@ -294,6 +302,8 @@ func (c *Core) Join(id WorkerID, functions []string) error {
 	if len(functions) == 0 {
 		c.wildcard++
 		clear(c.unserved)
+		clear(c.recent)
+		c.recentAll = time.Time{}
 	} else {
 		w.functions = make(map[string]bool, len(functions))
 		for _, f := range functions {
@@ -304,6 +314,7 @@ func (c *Core) Join(id WorkerID, functions []string) error {
 			q := c.queue(f)
 			q.servers++
 			delete(c.unserved, q)
+			delete(c.recent, f)
 		}
 	}
 	c.byID[id] = w
@@ -342,14 +353,9 @@ func (c *Core) Push(t *Task, now time.Time) error {
 		return ErrExpired
 	}
 	q := c.queue(t.Function)
-	if !c.served(q) {
-		if c.cfg.WaitForWorkers <= 0 {
-			c.tidy(q)
-			return ErrNoWorker
-		}
-		if _, ok := c.unserved[q]; !ok {
-			c.unserved[q] = now
-		}
+	if !c.served(q) && !c.await(q, now, c.cfg.WaitForWorkers) {
+		c.tidy(q)
+		return ErrNoWorker
 	}
 	t.idx = [2]int{-1, -1}
 	q.fresh.pushBack(t)
@@ -416,19 +422,40 @@ func (c *Core) unqueue(t *Task) {
 // connected worker serves the function and the core does not wait.
 func (c *Core) requeue(t *Task, now time.Time) bool {
 	q := c.queue(t.Function)
-	if !c.served(q) {
-		if c.cfg.WaitForWorkers <= 0 {
-			c.tidy(q)
-			return false
-		}
-		if _, ok := c.unserved[q]; !ok {
-			c.unserved[q] = now
-		}
+	if !c.served(q) && !c.await(q, now, c.replaceWait()) {
+		c.tidy(q)
+		return false
 	}
 	t.retry = true
 	q.retry.insertByID(t)
 	c.enqueued(q, t)
 	c.requeued++
+	return true
+}
+
+// replaceWait is how long the tasks of a function that lost its last
+// worker wait for another.
+func (c *Core) replaceWait() time.Duration { return max(c.cfg.ReplaceWait, c.cfg.WaitForWorkers) }
+
+// await makes q, a queue of a function nobody serves, wait for a worker:
+// until the wait already set for it, or the end of the replacement wait of
+// a function whose worker just left, or wait from now. It reports false when
+// q is not to wait at all.
+func (c *Core) await(q *fnQueue, now time.Time, wait time.Duration) bool {
+	if _, ok := c.unserved[q]; ok {
+		return true
+	}
+	until := c.recent[q.fn]
+	if c.recentAll.After(until) {
+		until = c.recentAll
+	}
+	if !until.After(now) {
+		if wait <= 0 {
+			return false
+		}
+		until = now.Add(wait)
+	}
+	c.unserved[q] = until
 	return true
 }
 
@@ -572,9 +599,11 @@ func (c *Core) Leave(id WorkerID, now time.Time) []Failure {
 	}
 	// Who serves what, now that w is gone.
 	var orphaned []*fnQueue
+	until := now.Add(c.replaceWait())
 	if w.functions == nil {
 		c.wildcard--
 		if c.wildcard == 0 {
+			c.recentAll = until
 			for _, q := range c.active {
 				if q.servers == 0 {
 					orphaned = append(orphaned, q)
@@ -585,8 +614,11 @@ func (c *Core) Leave(id WorkerID, now time.Time) []Failure {
 		for f := range w.functions {
 			q := c.queues[f]
 			q.servers--
-			if q.servers == 0 && c.wildcard == 0 && q.n > 0 {
-				orphaned = append(orphaned, q)
+			if q.servers == 0 && c.wildcard == 0 {
+				c.recent[f] = until
+				if q.n > 0 {
+					orphaned = append(orphaned, q)
+				}
 			}
 			c.tidy(q)
 		}
@@ -606,13 +638,10 @@ func (c *Core) Leave(id WorkerID, now time.Time) []Failure {
 	return failed
 }
 
-// orphan handles a queue whose last worker left: its tasks fail, or wait
-// for a worker from now on.
+// orphan handles a queue whose last worker left: its tasks wait for a
+// replacement, or fail when the core waits for none.
 func (c *Core) orphan(q *fnQueue, now time.Time) []Failure {
-	if c.cfg.WaitForWorkers > 0 {
-		if _, ok := c.unserved[q]; !ok {
-			c.unserved[q] = now
-		}
+	if c.await(q, now, c.replaceWait()) {
 		return nil
 	}
 	return c.failQueue(q, NoWorker)
@@ -650,8 +679,8 @@ func (c *Core) Cancel(origin any) []*Task {
 }
 
 // Expire applies the passing of time up to now: waiting tasks past their
-// Deadline fail (Expired); tasks waiting for a worker longer than
-// Config.WaitForWorkers fail (NoWorker); tasks held past Config.TaskTimeout
+// Deadline fail (Expired); tasks that waited for a worker as long as they
+// may fail (NoWorker); tasks held past Config.TaskTimeout
 // go to another worker, or fail (TimedOut) after MaxAttempts.
 func (c *Core) Expire(now time.Time) []Failure {
 	var failed []Failure
@@ -670,9 +699,14 @@ func (c *Core) Expire(now time.Time) []Failure {
 			failed = append(failed, Failure{t, NoWorker})
 		}
 	}
-	for q, since := range c.unserved {
-		if !now.Before(since.Add(c.cfg.WaitForWorkers)) {
+	for q, until := range c.unserved {
+		if !now.Before(until) {
 			failed = append(failed, c.failQueue(q, NoWorker)...)
+		}
+	}
+	for f, until := range c.recent {
+		if !now.Before(until) {
+			delete(c.recent, f)
 		}
 	}
 	slices.SortFunc(failed, byTask)
@@ -694,8 +728,15 @@ func (c *Core) NextDeadline() (time.Time, bool) {
 	if c.timeouts.Len() > 0 {
 		consider(c.timeouts.tasks[0].due)
 	}
-	for _, since := range c.unserved {
-		consider(since.Add(c.cfg.WaitForWorkers))
+	for _, until := range c.unserved {
+		consider(until)
+	}
+	if len(c.recent) > 0 {
+		// Only to forget them: an Expire call a while later is as good.
+		for _, until := range c.recent {
+			consider(until)
+			break
+		}
 	}
 	return at, !at.IsZero()
 }

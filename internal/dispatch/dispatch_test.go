@@ -565,7 +565,7 @@ func TestCancelManyTasks(t *testing.T) {
 // A long random run of every event keeps every structure consistent.
 func TestRandomEventsKeepInvariants(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	c := New(Config{Capacity: 200, MaxAttempts: 3, TaskTimeout: 10 * time.Second, WaitForWorkers: 5 * time.Second})
+	c := New(Config{Capacity: 200, MaxAttempts: 3, TaskTimeout: 10 * time.Second, WaitForWorkers: 5 * time.Second, ReplaceWait: 2 * time.Second})
 	fns := []string{"a", "b", "c"}
 	origins := []any{new(int), new(int), new(int)}
 	now := t0
@@ -623,4 +623,46 @@ func TestRandomEventsKeepInvariants(t *testing.T) {
 	if failed == 0 || c.Requeued() == 0 {
 		t.Fatalf("the run exercised too little: %d failed, %d requeued", failed, c.Requeued())
 	}
+}
+
+// When the last worker of a function leaves, its tasks and new ones wait
+// ReplaceWait for a replacement; a function never served is still refused.
+func TestReplaceWait(t *testing.T) {
+	c := New(Config{Capacity: 10, ReplaceWait: 5 * time.Second})
+	c.Join(1, []string{"foo"})
+	c.Grant(1, 1)
+	c.Submit(task(1, "foo", nil), t0)
+	c.Next(t0)
+	if f := c.Leave(1, t0); len(f) != 0 || c.Queued() != 1 {
+		t.Fatalf("held task failed at once: %v", f)
+	}
+	if err := c.Submit(task(2, "foo", nil), t0.Add(time.Second)); err != nil {
+		t.Fatalf("new task during the replacement wait: %v", err)
+	}
+	if err := c.Submit(task(3, "bar", nil), t0); !errors.Is(err, ErrNoWorker) {
+		t.Fatalf("never served: %v", err)
+	}
+	if at, _ := c.NextDeadline(); !at.Equal(t0.Add(5 * time.Second)) {
+		t.Fatalf("next deadline %v", at)
+	}
+	// The replacement comes in time and takes the task handed out before.
+	c.Join(2, []string{"foo"})
+	c.Grant(2, 1)
+	if _, tk, _ := c.Next(t0.Add(2 * time.Second)); tk.ID != 1 || tk.Attempts != 2 {
+		t.Fatalf("replacement got %+v", tk)
+	}
+	check(t, c)
+	// It leaves too, and nobody comes: everything fails after the wait.
+	c.Leave(2, t0.Add(3*time.Second))
+	if f := c.Expire(t0.Add(7 * time.Second)); len(f) != 0 {
+		t.Fatalf("failed before the wait: %v", f)
+	}
+	f := c.Expire(t0.Add(8 * time.Second))
+	if len(f) != 2 || f[0].Reason != NoWorker {
+		t.Fatalf("after the wait: %v", f)
+	}
+	if err := c.Submit(task(4, "foo", nil), t0.Add(9*time.Second)); !errors.Is(err, ErrNoWorker) {
+		t.Fatalf("after the wait: %v", err)
+	}
+	check(t, c)
 }
