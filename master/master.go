@@ -281,8 +281,8 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 		}
 	}
 	disp := parts.NewDispatcher(parts.DispatcherConfig{
-		Master:      m.name,
-		Scatter:     m.settings.scatter,
+		Master:         m.name,
+		Scatter:        m.settings.scatter,
 		Queue:          m.settings.queue,
 		MaxAttempts:    m.settings.maxAttempts,
 		TaskTimeout:    m.settings.taskTimeout,
