@@ -57,6 +57,7 @@ type settings struct {
 	queue       int
 	maxAttempts int
 	window      int
+	windowBytes int
 	taskTimeout time.Duration
 	waitWorkers time.Duration
 
@@ -155,6 +156,15 @@ func Window(n int) palm.Option {
 	return config.Role("master.Window", func(s *settings) { s.window = n; s.only = append(s.only, "master.Window") })
 }
 
+// WindowBytes sets how many payload bytes the master holds for one client
+// stream, in messages taken and not finished (with their results), before
+// it stops reading from it; results waiting to be sent are bounded by as
+// many bytes again, and a client that reads none of them for 10 s is cut
+// with RESOURCE_EXHAUSTED. Default: 32 MiB. Master only.
+func WindowBytes(n int) palm.Option {
+	return config.Role("master.WindowBytes", func(s *settings) { s.windowBytes = n; s.only = append(s.only, "master.WindowBytes") })
+}
+
 // Backoff bounds the delay before a Hub subscribes again to an upstream
 // whose subscription broke: it starts at min and doubles up to max while
 // the upstream cannot be reached. Default: 50 ms to 2 s. Hub only.
@@ -182,7 +192,7 @@ func newMaster(kind, name string, opts []palm.Option) (*Master, error) {
 		return nil, err
 	}
 	for _, o := range st.only {
-		if (o == "master.Window") != (kind == "Master") {
+		if (o == "master.Window" || o == "master.WindowBytes") != (kind == "Master") {
 			return nil, fmt.Errorf("option %s does not apply to master.%s", o, kind)
 		}
 	}
@@ -193,6 +203,8 @@ func newMaster(kind, name string, opts []palm.Option) (*Master, error) {
 		return nil, fmt.Errorf("master: MaxAttempts(%d): must be at least 1", st.maxAttempts)
 	case st.window < 0:
 		return nil, fmt.Errorf("master: Window(%d): must be at least 1", st.window)
+	case st.windowBytes < 0:
+		return nil, fmt.Errorf("master: WindowBytes(%d): must be at least 1", st.windowBytes)
 	case st.waitWorkers < 0:
 		return nil, fmt.Errorf("master: WaitForWorkers(%v): must not be negative", st.waitWorkers)
 	case st.backoffMin < 0 || st.backoffMax < st.backoffMin:
@@ -257,10 +269,11 @@ func (m *Master) listenAndServe(ctx context.Context, addr string, serve func(con
 // called once.
 func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 	gw := parts.NewGateway(parts.GatewayConfig{
-		Server:     m.name,
-		MaxPayload: m.cfg.MaxMessageSize,
-		Window:     m.settings.window,
-		Logger:     m.logger,
+		Server:      m.name,
+		MaxPayload:  m.cfg.MaxMessageSize,
+		Window:      m.settings.window,
+		WindowBytes: m.settings.windowBytes,
+		Logger:      m.logger,
 	})
 	return m.serve(ctx, lis, gw, gw.Drain, func(srv *server.Server) {
 		srv.Register(&palmv1.GatewayService_ServiceDesc, gw)
