@@ -231,8 +231,7 @@ type fanout struct {
 type taskState struct {
 	msg     *palmv1.PalmMessage
 	fan     *fanout
-	results int   // payload bytes of the results sent on
-	err     error // set when the task failed while its worker still holds it
+	results int // payload bytes of the results sent on
 }
 
 // loop is Run's state: the core and what goes with it, touched by Run's
@@ -530,12 +529,15 @@ func (l *loop) request(w *workerConn, ev event) error {
 			continue
 		}
 		st := t.Value.(*taskState)
-		if st.err != nil {
-			continue
-		}
 		if st.results += len(r.GetMessage().GetPayload()); st.results > d.cfg.MaxResultBytes {
-			st.err = status.Errorf(codes.ResourceExhausted, "the results of one task passed %d bytes (the master's limit, four times its message size limit); the rest are dropped", d.cfg.MaxResultBytes)
+			// The client hears now. The task is done for the core (its
+			// credit stays spent until the worker grants more), so the
+			// worker's further results and its done are ignored.
 			d.logger.Warn("a task's results passed the limit; the task fails", "worker", w.name, "function", t.Function, "limit", d.cfg.MaxResultBytes)
+			l.core.Done(w.id, t.ID)
+			if err := l.finish(st, status.Errorf(codes.ResourceExhausted, "the results of one task passed %d bytes (the master's limit, four times its message size limit); the rest were dropped", d.cfg.MaxResultBytes)); err != nil {
+				return err
+			}
 			continue
 		}
 		out := result(st.msg, r.GetMessage())
@@ -551,8 +553,8 @@ func (l *loop) request(w *workerConn, ev event) error {
 			continue
 		}
 		st := t.Value.(*taskState)
-		err := st.err
-		if e := done.GetError(); e != nil && err == nil {
+		var err error
+		if e := done.GetError(); e != nil {
 			// A failure is never OK, and a code gRPC does not define
 			// means nothing to the client: both become Unknown.
 			code := codes.Code(e.GetCode())
