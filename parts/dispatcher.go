@@ -644,29 +644,13 @@ func (l *loop) assign() error {
 			continue
 		}
 		task := &palmv1.Task{Id: uint64(t.ID), Message: st.msg}
-		if timeout := remaining(t.Deadline, now, l.d.cfg.TaskTimeout); timeout > 0 {
-			task.TimeoutMs = timeout
+		if !t.Deadline.IsZero() {
+			// The worker may stop when the client no longer wants the
+			// result; the task timeout is the master's own business.
+			task.TimeoutMs = uint64(max(1, t.Deadline.Sub(now).Milliseconds()))
 		}
 		l.workers[id].tasks <- task
 	}
-}
-
-// remaining is the time a task may run, in milliseconds (at least 1): the
-// smaller of what is left before deadline and timeout; 0 for no limit.
-func remaining(deadline, now time.Time, timeout time.Duration) uint64 {
-	limit := timeout
-	if !deadline.IsZero() {
-		if left := deadline.Sub(now); limit <= 0 || left < limit {
-			limit = left
-		}
-	}
-	if limit <= 0 {
-		if limit == 0 && timeout <= 0 && deadline.IsZero() {
-			return 0
-		}
-		return 1
-	}
-	return uint64(max(1, limit.Milliseconds()))
 }
 
 // post hands an event to Run, waiting while its queue is full, until ctx
@@ -812,7 +796,7 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 // master's memory or its InfoService answer without bound.
 func (d *Dispatcher) checkHello(h *palmv1.Hello) error {
 	if len(h.GetName()) > route.MaxIDLen {
-		return status.Errorf(codes.InvalidArgument, "hello: the worker's name is %d bytes; at most %d", len(h.GetName()), route.MaxIDLen)
+		return status.Errorf(codes.InvalidArgument, "hello: the worker's name is %d bytes; at most %d bytes", len(h.GetName()), route.MaxIDLen)
 	}
 	if n := len(h.GetFunctions()); n > MaxHelloFunctions {
 		return status.Errorf(codes.InvalidArgument, "hello: %d functions; a worker may name at most %d (name none to serve every function)", n, MaxHelloFunctions)

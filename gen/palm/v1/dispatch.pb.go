@@ -269,12 +269,12 @@ type Task struct {
 	// The message; the step at `stage` of `function` names the function to run.
 	Message *PalmMessage `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// How long, in milliseconds from receipt, the task may run before its
-	// result is no longer wanted; 0 for no limit. It is the smaller of what
-	// remains of the client's deadline and the master's task timeout. A
-	// worker should stop the function when it runs out (palm's Go worker
-	// cancels the function's context) and report the task done with
-	// DEADLINE_EXCEEDED. A master that set a task timeout gives a task it
-	// still has no done for, once the time is up, to another worker.
+	// client no longer wants the result (what remains of the client's
+	// deadline); 0 for no limit. A worker should stop the function when it
+	// runs out (palm's Go worker cancels the function's context) and report
+	// the task done with DEADLINE_EXCEEDED. Separately, a master with a task
+	// timeout gives a task it has had no done for within that time to
+	// another worker, and ignores what the first sends for it afterwards.
 	TimeoutMs     uint64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
