@@ -7,6 +7,7 @@ import (
 	"iter"
 	"runtime/debug"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
@@ -312,6 +313,7 @@ func (j *job) send(ctx context.Context, stream palmv1.GatewayService_StreamClien
 	for {
 		var batch []*palmv1.PalmMessage
 		total := 0
+		deadline, hasDeadline := ctx.Deadline()
 	fill:
 		for carry != nil || !ended {
 			if carry == nil {
@@ -354,6 +356,11 @@ func (j *job) send(ctx context.Context, stream palmv1.GatewayService_StreamClien
 					Cache:    j.cache,
 					Payload:  p,
 					Sequence: seq,
+				}
+				if hasDeadline {
+					// The job's deadline travels with each message, so
+					// that servers drop what it no longer wants.
+					carry.TimeoutMs = uint64(max(1, time.Until(deadline).Milliseconds()))
 				}
 			}
 			size := len(carry.Payload) + len(carry.Function) + len(carry.Cache) +

@@ -23,7 +23,8 @@ func ExampleMaster() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
-	m, _ := master.New("server", quiet)
+	// The client may come before the worker: the master waits for one.
+	m, _ := master.New("server", quiet, master.WaitForWorkers(5*time.Second))
 	served := make(chan error, 1)
 	go func() { served <- m.Serve(ctx, lis) }()
 
@@ -72,7 +73,8 @@ func ExampleHub() {
 	go func() { served <- srv.Serve(ctx, srvLis) }()
 
 	hubLis, _ := net.Listen("tcp", "127.0.0.1:0")
-	hub, _ := master.NewHub("hub", master.Upstream{Address: srvLis.Addr().String(), Topic: "server"}, quiet)
+	hub, _ := master.NewHub("hub", master.Upstream{Address: srvLis.Addr().String(), Topic: "server"}, quiet,
+		master.WaitForWorkers(5*time.Second)) // the server's results may come before the worker
 	go func() { served <- hub.Serve(ctx, hubLis) }()
 
 	w, _ := worker.New("worker1", hubLis.Addr().String(), quiet)

@@ -26,10 +26,14 @@ import (
 // Create it with New and call Serve (or ListenAndServe) once. Its methods
 // are safe for concurrent use.
 //
-// A master's functions are whatever its workers serve, so it accepts any
-// well-formed `server.function` step naming it: a message for a function no
-// connected worker serves waits in the queue for one that does, or until
-// its client's deadline.
+// A master's functions are whatever its workers serve: a message for a
+// function no connected worker serves is answered NOT_FOUND at once, naming
+// the functions the workers serve (WaitForWorkers makes it wait a bounded
+// time for such a worker instead). Every message ends with its results or
+// an error: a message still waiting when its client's deadline passes is
+// answered DEADLINE_EXCEEDED, the waiting messages of a client that went
+// away are dropped at once, and a task a worker holds past TaskTimeout goes
+// to another worker.
 type Master struct {
 	name      string
 	kind      string        // master or hub
@@ -53,6 +57,9 @@ type settings struct {
 	queue       int
 	maxAttempts int
 	window      int
+	windowBytes int
+	taskTimeout time.Duration
+	waitWorkers time.Duration
 
 	backoffMin, backoffMax time.Duration
 	only                   []string // options only a Master or only a Hub takes
@@ -127,11 +134,38 @@ func MaxAttempts(n int) palm.Option {
 	return config.Role("master.MaxAttempts", func(s *settings) { s.maxAttempts = n })
 }
 
+// TaskTimeout sets how long a worker may hold a task before the master
+// gives it to another worker; that counts as a failed attempt, and after
+// MaxAttempts the client gets DEADLINE_EXCEEDED for the message. The worker
+// is told the time with the task (palm's workers cancel the function's
+// context when it runs out). A negative d means no limit. Default: 5
+// minutes.
+func TaskTimeout(d time.Duration) palm.Option {
+	return config.Role("master.TaskTimeout", func(s *settings) { s.taskTimeout = d })
+}
+
+// WaitForWorkers makes a message for a function no connected worker serves
+// wait up to d for a worker that serves it (with a warning in the log),
+// instead of being answered NOT_FOUND at once; so does a task whose last
+// worker left. Default: 0, answer at once.
+func WaitForWorkers(d time.Duration) palm.Option {
+	return config.Role("master.WaitForWorkers", func(s *settings) { s.waitWorkers = d })
+}
+
 // Window sets how many unfinished messages the master takes from one client
 // stream before it stops reading from it. Default: 1024.
 // Master only.
 func Window(n int) palm.Option {
 	return config.Role("master.Window", func(s *settings) { s.window = n; s.only = append(s.only, "master.Window") })
+}
+
+// WindowBytes sets how many payload bytes the master holds for one client
+// stream, in messages taken and not finished (with their results), before
+// it stops reading from it; results waiting to be sent are bounded by as
+// many bytes again, and a client that reads none of them for 10 s is cut
+// with RESOURCE_EXHAUSTED. Default: 32 MiB. Master only.
+func WindowBytes(n int) palm.Option {
+	return config.Role("master.WindowBytes", func(s *settings) { s.windowBytes = n; s.only = append(s.only, "master.WindowBytes") })
 }
 
 // Backoff bounds the delay before a Hub subscribes again to an upstream
@@ -161,7 +195,7 @@ func newMaster(kind, name string, opts []palm.Option) (*Master, error) {
 		return nil, err
 	}
 	for _, o := range st.only {
-		if (o == "master.Window") != (kind == "Master") {
+		if (o == "master.Window" || o == "master.WindowBytes") != (kind == "Master") {
 			return nil, fmt.Errorf("option %s does not apply to master.%s", o, kind)
 		}
 	}
@@ -172,6 +206,10 @@ func newMaster(kind, name string, opts []palm.Option) (*Master, error) {
 		return nil, fmt.Errorf("master: MaxAttempts(%d): must be at least 1", st.maxAttempts)
 	case st.window < 0:
 		return nil, fmt.Errorf("master: Window(%d): must be at least 1", st.window)
+	case st.windowBytes < 0:
+		return nil, fmt.Errorf("master: WindowBytes(%d): must be at least 1", st.windowBytes)
+	case st.waitWorkers < 0:
+		return nil, fmt.Errorf("master: WaitForWorkers(%v): must not be negative", st.waitWorkers)
 	case st.backoffMin < 0 || st.backoffMax < st.backoffMin:
 		return nil, fmt.Errorf("master: Backoff(%v, %v): need 0 < min <= max", st.backoffMin, st.backoffMax)
 	}
@@ -195,6 +233,14 @@ func (m *Master) Logger() hclog.Logger { return m.logger }
 
 // Cache is the master's key-value store, shared by its clients and workers.
 func (m *Master) Cache() kv.Store { return m.store }
+
+// Queued is the number of tasks waiting for a worker now.
+func (m *Master) Queued() int {
+	if d := m.disp.Load(); d != nil {
+		return d.Queued()
+	}
+	return 0
+}
 
 // Workers is the number of workers connected now.
 func (m *Master) Workers() int {
@@ -226,10 +272,11 @@ func (m *Master) listenAndServe(ctx context.Context, addr string, serve func(con
 // called once.
 func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 	gw := parts.NewGateway(parts.GatewayConfig{
-		Server:     m.name,
-		MaxPayload: m.cfg.MaxMessageSize,
-		Window:     m.settings.window,
-		Logger:     m.logger,
+		Server:      m.name,
+		MaxPayload:  m.cfg.MaxMessageSize,
+		Window:      m.settings.window,
+		WindowBytes: m.settings.windowBytes,
+		Logger:      m.logger,
 	})
 	return m.serve(ctx, lis, gw, gw.Drain, func(srv *server.Server) {
 		srv.Register(&palmv1.GatewayService_ServiceDesc, gw)
@@ -250,11 +297,14 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 		}
 	}
 	disp := parts.NewDispatcher(parts.DispatcherConfig{
-		Master:      m.name,
-		Scatter:     m.settings.scatter,
-		Queue:       m.settings.queue,
-		MaxAttempts: m.settings.maxAttempts,
-		Logger:      m.logger,
+		Master:         m.name,
+		Scatter:        m.settings.scatter,
+		Queue:          m.settings.queue,
+		MaxAttempts:    m.settings.maxAttempts,
+		TaskTimeout:    m.settings.taskTimeout,
+		WaitForWorkers: m.settings.waitWorkers,
+		MaxResultBytes: 4 * m.cfg.MaxMessageSize,
+		Logger:         m.logger,
 	})
 	m.disp.Store(disp)
 	handle := m.settings.handle

@@ -244,17 +244,22 @@ func TestWorkerDiesMidJob(t *testing.T) {
 // With no worker, messages wait; an Eval whose deadline passes first gets
 // DeadlineExceeded, and a worker that joins later takes what waits at once.
 func TestNoWorkerYet(t *testing.T) {
-	m, l := startMaster(t)
+	// By default a function nobody serves is answered at once, naming the
+	// fix.
+	_, l := startMaster(t)
 	c := newClient(t, l)
-	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.Eval(short, "server.foo", []byte("x")); status.Code(err) != codes.DeadlineExceeded {
+	_, err := c.Eval(ctx, "server.foo", []byte("x"))
+	if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "WaitForWorkers") {
 		t.Fatalf("eval with no worker: %v", err)
 	}
+
+	// Told to wait, the master hands the message to the worker that comes.
+	m, l := startMaster(t, master.WaitForWorkers(30*time.Second))
+	c = newClient(t, l)
 	got := make(chan string, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
 		r, err := c.Eval(ctx, "server.foo", []byte("late"))
 		if err != nil {
 			got <- err.Error()
@@ -262,10 +267,18 @@ func TestNoWorkerYet(t *testing.T) {
 		}
 		got <- string(r)
 	}()
+	palmtest.Eventually(t, 10*time.Second, "the message waits", func() bool { return m.Queued() == 1 })
 	startWorkers(t, l, &rawWorker{name: "joiner", credit: 1})
 	waitWorkers(t, m, 1)
 	if r := <-got; r != "joiner processed late" {
 		t.Fatalf("eval: %q", r)
+	}
+
+	// It waits no longer than it was told.
+	_, l = startMaster(t, master.WaitForWorkers(200*time.Millisecond))
+	c = newClient(t, l)
+	if _, err := c.Eval(ctx, "server.foo", []byte("x")); status.Code(err) != codes.NotFound {
+		t.Fatalf("eval after the wait: %v", err)
 	}
 }
 
@@ -274,20 +287,6 @@ func TestNoWorkerYet(t *testing.T) {
 func TestLateDuplicateDropped(t *testing.T) {
 	m, l := startMaster(t)
 	c := newClient(t, l)
-	replies := make(chan []string, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var r []string
-		for reply, err := range c.Job(ctx, "server.foo", client.Repeat([]byte("x"), 1)) {
-			if err != nil {
-				r = append(r, "error: "+err.Error())
-				continue
-			}
-			r = append(r, string(reply))
-		}
-		replies <- r
-	}()
 	open := func(ctx context.Context, name string, credit uint32) palmv1.DispatchService_WorkClient {
 		s, err := palmv1.NewDispatchServiceClient(l.Conn(t)).Work(ctx)
 		if err != nil {
@@ -310,6 +309,21 @@ func TestLateDuplicateDropped(t *testing.T) {
 	}
 	ctxA, dieA := context.WithCancel(context.Background())
 	a := open(ctxA, "a", 1)
+	// The job starts once a worker serves foo.
+	replies := make(chan []string, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var r []string
+		for reply, err := range c.Job(ctx, "server.foo", client.Repeat([]byte("x"), 1)) {
+			if err != nil {
+				r = append(r, "error: "+err.Error())
+				continue
+			}
+			r = append(r, string(reply))
+		}
+		replies <- r
+	}()
 	task := nextTask(a)
 	dieA() // a dies holding the task
 	palmtest.Eventually(t, 10*time.Second, "a has left", func() bool { return m.Workers() == 0 })
@@ -363,7 +377,7 @@ func TestHelloFunctionNames(t *testing.T) {
 // whole stop bound: the connected worker still hears the drain, with no
 // task after it, and leaves cleanly before the master is cut.
 func TestDrainReachesWorkersWhenIntakeHangs(t *testing.T) {
-	m, err := master.New("server", palm.WithLogger(palmtest.Logger(t, hclog.Warn)), palm.WithStopTimeout(2*time.Second))
+	m, err := master.New("server", palm.WithLogger(palmtest.Logger(t, hclog.Warn)), palm.WithStopTimeout(2*time.Second), master.WaitForWorkers(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +397,7 @@ func TestDrainReachesWorkersWhenIntakeHangs(t *testing.T) {
 	if first, err := stream.Recv(); err != nil || first.GetWelcome() == nil {
 		t.Fatalf("welcome: %v %v", first, err)
 	}
-	// A message for bar, which no worker serves: it waits in the queue.
+	// A message for bar, which no worker serves: told to wait, it waits in the queue.
 	gw := palmv1.NewGatewayServiceClient(l.Conn(t))
 	go gw.Eval(wctx, &palmv1.EvalRequest{Message: &palmv1.PalmMessage{Pipeline: "p", Client: "c", Function: "server.bar", Sequence: 1}})
 	info := palmv1.NewInfoServiceClient(l.Conn(t))

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -29,19 +30,29 @@ const DefaultTaskQueue = 4096
 //
 // Each message it receives goes through Scatter (one message to zero or
 // more) and each resulting message becomes a task in a dispatch.Core: tasks
-// go to workers only against the credit they grant, round-robin among the
-// ready workers that serve the function. Results from a worker are sent on
-// along the part's route with the routing fields of the task they answer,
-// so a worker can neither lose nor redirect a reply; once every task of a
-// message is done, an envelope marked Done follows. A task whose worker goes
-// away is handed to another worker, at most MaxAttempts times in all, then
-// answered with an error. Tasks whose client has gone are dropped before a
-// worker sees them.
+// wait in a queue per function and go to workers only against the credit
+// they grant, round-robin among the ready workers that serve the function.
+// Results from a worker are sent on along the part's route with the routing
+// fields of the task they answer, so a worker can neither lose nor redirect
+// a reply; once every task of a message is done, an envelope marked Done
+// follows. Every task ends with a result or an error for its client:
+//   - a function no connected worker serves is answered NOT_FOUND at once,
+//     naming the functions the workers serve (or after WaitForWorkers);
+//   - a task still waiting when its client's deadline passes is answered
+//     DEADLINE_EXCEEDED; the tasks of a client that went away are dropped
+//     the moment it goes, before a worker sees them;
+//   - a task whose worker goes away, or holds it past TaskTimeout, is
+//     handed to another worker, at most MaxAttempts times in all, then
+//     answered ABORTED or DEADLINE_EXCEEDED;
+//   - a task whose results pass MaxResultBytes is answered
+//     RESOURCE_EXHAUSTED, and its further results are dropped.
 //
 // One goroutine (Run) owns the core. Each worker stream has one goroutine
-// receiving (it posts events to Run through a bounded channel, so a flood of
-// results slows the worker) and the stream handler's goroutine sending
-// tasks, packed up to 256 per response, from a queue that credit bounds.
+// receiving (it posts events to Run through a bounded channel, and waits
+// while the results it posted and Run has not handled pass
+// maxPendingBytes, so a flood of results slows that worker alone) and the
+// stream handler's goroutine sending tasks, packed up to 256 per response,
+// from a queue that credit bounds.
 type Dispatcher struct {
 	palmv1.UnimplementedDispatchServiceServer
 
@@ -55,7 +66,6 @@ type Dispatcher struct {
 	closeOne sync.Once
 	streams  sync.WaitGroup
 	nextID   atomic.Uint64
-	nextTask uint64 // owned by Run
 
 	workers     atomic.Int64
 	queued      atomic.Int64
@@ -78,16 +88,6 @@ func (d *Dispatcher) Roster() []WorkerSummary {
 	return nil
 }
 
-// keepRoster publishes the workers for Roster.
-func (d *Dispatcher) keepRoster(workers map[dispatch.WorkerID]*workerConn) {
-	r := make([]WorkerSummary, 0, len(workers))
-	for _, w := range workers {
-		r = append(r, WorkerSummary{Name: w.name, Functions: w.functions})
-	}
-	slices.SortFunc(r, func(a, b WorkerSummary) int { return strings.Compare(a.Name, b.Name) })
-	d.roster.Store(&r)
-}
-
 // DispatcherConfig configures a Dispatcher.
 type DispatcherConfig struct {
 	// Master is the master's name, sent to workers in the welcome.
@@ -101,12 +101,49 @@ type DispatcherConfig struct {
 	// MaxAttempts is how many times a task is handed out before it fails;
 	// 0 means dispatch.DefaultMaxAttempts.
 	MaxAttempts int
+	// TaskTimeout is how long a worker may hold a task before it goes to
+	// another worker (counting as a failed attempt); 0 means
+	// DefaultTaskTimeout, negative for no limit.
+	TaskTimeout time.Duration
+	// WaitForWorkers is how long a message for a function no connected
+	// worker serves waits for one; 0 answers it NOT_FOUND at once.
+	WaitForWorkers time.Duration
+	// MaxResultBytes bounds the payload bytes of the results of one task;
+	// past it the task fails with RESOURCE_EXHAUSTED. 0 means
+	// DefaultMaxResultBytes.
+	MaxResultBytes int
 	// HelloTimeout bounds the wait for a new stream's hello; 0 means
 	// DefaultHelloTimeout.
 	HelloTimeout time.Duration
 	// Logger; nil is quiet.
 	Logger hclog.Logger
 }
+
+// Defaults of DispatcherConfig.
+const (
+	// DefaultTaskTimeout is how long a worker may hold a task.
+	DefaultTaskTimeout = 5 * time.Minute
+	// DefaultMaxResultBytes bounds the results of one task: four messages
+	// of the default size.
+	DefaultMaxResultBytes = 16 << 20
+	// DefaultReplaceWait is how long the tasks of a function whose last
+	// worker left wait for a replacement (a worker restarting) before they
+	// fail with NOT_FOUND.
+	DefaultReplaceWait = 5 * time.Second
+	// DefaultHelloTimeout is how long a Dispatcher waits for the hello of
+	// a new worker stream before it ends it.
+	DefaultHelloTimeout = 30 * time.Second
+	// MaxHelloFunctions is the most functions a worker's hello may name.
+	MaxHelloFunctions = 256
+	// MaxFunctionName is the longest function name a hello may give, in
+	// bytes.
+	MaxFunctionName = 128
+	// maxPendingBytes bounds the result payload one worker has posted to
+	// Run and Run has not handled yet.
+	maxPendingBytes = 8 << 20
+	// maxNamed is the most function names an error message lists.
+	maxNamed = 16
+)
 
 // NewDispatcher returns a Dispatcher; register it as an outbound part and
 // as the DispatchService of the master's gRPC server.
@@ -116,6 +153,15 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	switch {
+	case cfg.TaskTimeout == 0:
+		cfg.TaskTimeout = DefaultTaskTimeout
+	case cfg.TaskTimeout < 0:
+		cfg.TaskTimeout = 0
+	}
+	if cfg.MaxResultBytes <= 0 {
+		cfg.MaxResultBytes = DefaultMaxResultBytes
 	}
 	l := cfg.Logger
 	if l == nil {
@@ -131,10 +177,6 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 	}
 }
 
-// DefaultHelloTimeout is how long a Dispatcher waits for the hello of a
-// new worker stream before it ends it.
-const DefaultHelloTimeout = 30 * time.Second
-
 // Workers is the number of workers connected.
 func (d *Dispatcher) Workers() int { return int(d.workers.Load()) }
 
@@ -145,7 +187,7 @@ func (d *Dispatcher) Queued() int { return int(d.queued.Load()) }
 func (d *Dispatcher) InFlight() int { return int(d.inflight.Load()) }
 
 // Redelivered is the number of tasks put back in the queue, for another
-// worker, because the worker holding them left.
+// worker, because the worker holding them left or took too long.
 func (d *Dispatcher) Redelivered() uint64 { return d.redelivered.Load() }
 
 type eventKind int
@@ -154,14 +196,17 @@ const (
 	joined eventKind = iota
 	request
 	left
+	gone          // an origin's call ended: drop its waiting tasks
 	stopAssigning // Drain: hand out no more tasks; ack is closed once Run knows
 )
 
 type event struct {
-	kind eventKind
-	w    *workerConn
-	req  *palmv1.WorkRequest
-	ack  chan struct{}
+	kind   eventKind
+	w      *workerConn
+	req    *palmv1.WorkRequest
+	bytes  int64 // result payload of req, counted in w.pending
+	origin Origin
+	ack    chan struct{}
 }
 
 // workerConn is one worker's stream as Run sees it.
@@ -170,6 +215,9 @@ type workerConn struct {
 	name      string
 	functions []string
 	tasks     chan *palmv1.Task // bounded by the credit cap: Run never waits on it
+
+	pending atomic.Int64  // result bytes posted and not yet handled
+	room    chan struct{} // a token when pending went down
 }
 
 // fanout tracks the tasks a message was scattered into.
@@ -181,73 +229,133 @@ type fanout struct {
 
 // taskState is what the core holds for a task.
 type taskState struct {
-	msg *palmv1.PalmMessage
-	fan *fanout
+	msg     *palmv1.PalmMessage
+	fan     *fanout
+	results int // payload bytes of the results sent on
+}
+
+// loop is Run's state: the core and what goes with it, touched by Run's
+// goroutine alone.
+type loop struct {
+	d         *Dispatcher
+	ctx       context.Context
+	link      *Link
+	core      *dispatch.Core
+	workers   map[dispatch.WorkerID]*workerConn
+	origins   map[Origin]func() bool // origins with a watch on their end
+	waiting   map[string]bool        // functions warned of waiting for a worker
+	nextTask  uint64
+	assigning bool
+	timer     *time.Timer
+	timerAt   time.Time // when timer fires; zero when stopped
 }
 
 // Run owns the dispatch core until ctx ends.
 func (d *Dispatcher) Run(ctx context.Context, link *Link) error {
-	core := dispatch.New(d.cfg.Queue, d.cfg.MaxAttempts)
-	workers := map[dispatch.WorkerID]*workerConn{}
+	l := &loop{
+		d: d, ctx: ctx, link: link,
+		core: dispatch.New(dispatch.Config{
+			Capacity:       d.cfg.Queue,
+			MaxAttempts:    d.cfg.MaxAttempts,
+			TaskTimeout:    d.cfg.TaskTimeout,
+			WaitForWorkers: d.cfg.WaitForWorkers,
+			ReplaceWait:    DefaultReplaceWait,
+		}),
+		workers:   map[dispatch.WorkerID]*workerConn{},
+		origins:   map[Origin]func() bool{},
+		waiting:   map[string]bool{},
+		assigning: true,
+		timer:     time.NewTimer(time.Hour),
+	}
+	l.timer.Stop()
 	close(d.ready)
 	defer close(d.runDone)
-	assigning := true
+	defer l.unwatchAll()
 	for {
 		inbox := link.Inbox()
-		if core.Room() == 0 {
+		if l.core.Room() == 0 {
 			inbox = nil // full: let the gateway's windows hold the clients
 		}
+		var err error
 		select {
 		case <-ctx.Done():
 			return nil
 		case e := <-inbox:
-			if err := d.accept(ctx, link, core, e); err != nil {
-				return nil
-			}
+			err = l.accept(e)
 		case ev := <-d.events:
-			if ev.kind == stopAssigning {
-				assigning = false
-				close(ev.ack)
-				break
-			}
-			if err := d.handle(ctx, link, core, workers, ev); err != nil {
-				return nil
-			}
+			err = l.handle(ev)
+		case <-l.timer.C:
+			l.timerAt = time.Time{}
+			err = l.expire()
 		}
-		if !assigning {
-			// Draining: the workers were told no new task comes. What
-			// waits in the queue ends with the stop.
-		} else if err := d.assign(ctx, link, core, workers); err != nil {
-			return nil
+		if err == nil && l.assigning {
+			err = l.assign()
 		}
-		d.queued.Store(int64(core.Queued()))
-		d.inflight.Store(int64(core.InFlight()))
+		if err != nil {
+			return nil // the link's context ended: the master is stopping
+		}
+		l.arm()
+		d.queued.Store(int64(l.core.Queued()))
+		d.inflight.Store(int64(l.core.InFlight()))
+		d.redelivered.Store(l.core.Requeued())
+	}
+}
+
+// arm sets the timer for the core's next deadline, when that is earlier
+// than the timer's; a timer that fires early finds nothing and is armed
+// again, which costs less than moving it with every task.
+func (l *loop) arm() {
+	at, ok := l.core.NextDeadline()
+	if !ok || (!l.timerAt.IsZero() && !at.Before(l.timerAt)) {
+		return
+	}
+	l.timer.Reset(time.Until(at))
+	l.timerAt = at
+}
+
+// watch makes sure Run hears when o's call ends, so that its waiting tasks
+// leave the queue at once.
+func (l *loop) watch(o Origin) {
+	if o == nil || l.origins[o] != nil {
+		return
+	}
+	d := l.d
+	l.origins[o] = context.AfterFunc(o.Context(), func() {
+		select {
+		case d.events <- event{kind: gone, origin: o}:
+		case <-d.runDone:
+		}
+	})
+}
+
+func (l *loop) unwatchAll() {
+	for _, stop := range l.origins {
+		stop()
 	}
 }
 
 // accept scatters a message into tasks.
-func (d *Dispatcher) accept(ctx context.Context, link *Link, core *dispatch.Core, e Envelope) error {
+func (l *loop) accept(e Envelope) error {
 	if e.Origin != nil && e.Origin.Context().Err() != nil {
 		return nil // its client has gone
 	}
+	d := l.d
 	if d.cfg.Scatter == nil && e.Step.Function != "" {
 		// The common case, without a scatter hook: one task, its step
 		// already parsed by the gateway, and no slice to build.
-		d.nextTask++
 		fan := &fanout{origin: e.Origin, sequence: e.Sequence, remaining: 1}
-		core.Push(&dispatch.Task{ID: dispatch.TaskID(d.nextTask), Function: e.Step.Function, Origin: e.Origin, Value: &taskState{msg: e.Msg, fan: fan}})
-		return nil
+		return l.submit(e, e.Msg, e.Step.Function, fan)
 	}
 	msgs := []*palmv1.PalmMessage{e.Msg}
 	if d.cfg.Scatter != nil {
 		var err error
 		if msgs, err = collect(d.cfg.Scatter, e.Msg); err != nil {
 			d.logger.Error("scatter failed", "error", err)
-			return d.fail(ctx, link, e.Msg, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true}, err, e.Step)
+			return d.fail(l.ctx, l.link, e.Msg, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true}, err, e.Step)
 		}
 	}
 	if len(msgs) == 0 {
-		return link.Send(ctx, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true})
+		return l.link.Send(l.ctx, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true})
 	}
 	fan := &fanout{origin: e.Origin, sequence: e.Sequence, remaining: len(msgs)}
 	for _, m := range msgs {
@@ -256,17 +364,75 @@ func (d *Dispatcher) accept(ctx context.Context, link *Link, core *dispatch.Core
 			step, err := route.Current(m)
 			if err != nil {
 				fan.remaining--
-				if err := d.fail(ctx, link, m, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: fan.remaining == 0}, err, step); err != nil {
+				if err := d.fail(l.ctx, l.link, m, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: fan.remaining == 0}, err, step); err != nil {
 					return err
 				}
 				continue
 			}
 			fn = step.Function
 		}
-		d.nextTask++
-		core.Push(&dispatch.Task{ID: dispatch.TaskID(d.nextTask), Function: fn, Origin: e.Origin, Value: &taskState{msg: m, fan: fan}})
+		if err := l.submit(e, m, fn, fan); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// submit queues one task of fan, or answers it when the core refuses it.
+func (l *loop) submit(e Envelope, m *palmv1.PalmMessage, fn string, fan *fanout) error {
+	l.nextTask++
+	st := &taskState{msg: m, fan: fan}
+	t := &dispatch.Task{ID: dispatch.TaskID(l.nextTask), Function: fn, Origin: e.Origin, Deadline: e.Deadline, Value: st}
+	if l.d.cfg.WaitForWorkers > 0 && !l.core.Serves(fn) {
+		l.warnWaiting(fn)
+	}
+	// Push, not Submit: Run reads the inbox only when there is room, and
+	// the tasks of one message are never refused half-way.
+	switch err := l.core.Push(t, time.Now()); {
+	case err == nil:
+		l.watch(e.Origin)
+		return nil
+	case errors.Is(err, dispatch.ErrNoWorker):
+		return l.finish(st, l.failure(dispatch.Failure{Task: t, Reason: dispatch.NoWorker}))
+	default: // dispatch.ErrExpired
+		return l.finish(st, l.failure(dispatch.Failure{Task: t, Reason: dispatch.Expired}))
+	}
+}
+
+// warnWaiting logs, once until a worker for it joins, that messages for fn
+// wait for a worker.
+func (l *loop) warnWaiting(fn string) {
+	if l.waiting[fn] || len(l.waiting) >= 1024 {
+		return
+	}
+	l.waiting[fn] = true
+	l.d.logger.Warn("no connected worker serves the function; its messages wait for one", "function", fn, "wait", l.d.cfg.WaitForWorkers)
+}
+
+// failure is the status a client gets for a task the core gave up on.
+func (l *loop) failure(f dispatch.Failure) error {
+	d := l.d
+	switch f.Reason {
+	case dispatch.NoWorker:
+		names, every := l.core.Functions(maxNamed)
+		served := "no worker is connected"
+		switch {
+		case every:
+			served = "a worker serves every function" // not reached: that worker would serve it
+		case len(names) > 0:
+			served = "the workers serve " + strings.Join(names, ", ")
+		}
+		if f.Task.Attempts > 0 || d.cfg.WaitForWorkers > 0 {
+			return status.Errorf(codes.NotFound, "no worker of %s serving %q connected in time (waited up to %v for one, master.WaitForWorkers); %s", d.cfg.Master, f.Task.Function, max(DefaultReplaceWait, d.cfg.WaitForWorkers), served)
+		}
+		return status.Errorf(codes.NotFound, "no connected worker of %s serves %q: %s; start a worker with that function, or make the master wait for one (master.WaitForWorkers)", d.cfg.Master, f.Task.Function, served)
+	case dispatch.Expired:
+		return status.Error(codes.DeadlineExceeded, "the message's deadline passed while it waited for a worker")
+	case dispatch.TimedOut:
+		return status.Errorf(codes.DeadlineExceeded, "the task was handed to %d workers and each held it past the task timeout (%v, master.TaskTimeout)", f.Task.Attempts, d.cfg.TaskTimeout)
+	default: // dispatch.Abandoned
+		return status.Errorf(codes.Aborted, "the task was handed to %d workers and each went away before finishing it", f.Task.Attempts)
+	}
 }
 
 // collect runs a scatter hook, turning a panic into an error.
@@ -292,76 +458,138 @@ func (d *Dispatcher) fail(ctx context.Context, link *Link, m *palmv1.PalmMessage
 	return link.Send(ctx, done)
 }
 
-// handle applies one worker event to the core.
-func (d *Dispatcher) handle(ctx context.Context, link *Link, core *dispatch.Core, workers map[dispatch.WorkerID]*workerConn, ev event) error {
+// handle applies one event to the core.
+func (l *loop) handle(ev event) error {
+	d := l.d
 	w := ev.w
 	switch ev.kind {
+	case stopAssigning:
+		l.assigning = false
+		close(ev.ack)
+	case gone:
+		if stop := l.origins[ev.origin]; stop != nil {
+			delete(l.origins, ev.origin)
+			for _, t := range l.core.Cancel(ev.origin) {
+				t.Value.(*taskState).fan.remaining--
+			}
+		}
 	case joined:
-		if err := core.Join(w.id, w.functions); err != nil {
+		if err := l.core.Join(w.id, w.functions); err != nil {
 			return nil
 		}
-		workers[w.id] = w
-		d.workers.Store(int64(len(workers)))
-		d.keepRoster(workers)
+		l.workers[w.id] = w
+		clear(l.waiting)
+		l.keepRoster()
 		d.logger.Info("worker joined", "worker", w.name, "functions", w.functions)
 	case left:
-		if workers[w.id] == nil {
+		if l.workers[w.id] == nil {
 			return nil
 		}
-		delete(workers, w.id)
-		d.workers.Store(int64(len(workers)))
-		d.keepRoster(workers)
-		held := core.InFlight()
-		failed := core.Leave(w.id)
-		d.redelivered.Add(uint64(max(0, held-core.InFlight()-len(failed))))
+		delete(l.workers, w.id)
+		l.keepRoster()
+		failed := l.core.Leave(w.id, time.Now())
 		d.logger.Info("worker left", "worker", w.name, "given up", len(failed))
-		for _, t := range failed {
-			st := t.Value.(*taskState)
-			err := status.Errorf(codes.Aborted, "the task was handed to %d workers and each went away before finishing it", t.Attempts)
-			if err := d.finish(ctx, link, st, err); err != nil {
-				return err
-			}
-		}
+		return l.failAll(failed)
 	case request:
-		req := ev.req
-		for _, r := range req.GetResults() {
-			t := core.Held(w.id, dispatch.TaskID(r.GetTaskId()))
-			if t == nil {
-				d.logger.Debug("result for a task the worker does not hold; ignored", "worker", w.name, "task", r.GetTaskId())
-				continue
-			}
-			st := t.Value.(*taskState)
-			out := result(st.msg, r.GetMessage())
-			step := Step{Server: d.cfg.Master, Function: t.Function}
-			if err := link.Send(ctx, Envelope{Msg: out, Origin: st.fan.origin, Sequence: st.fan.sequence, Step: step}); err != nil {
-				return err
-			}
-		}
-		for _, done := range req.GetDone() {
-			t, ok := core.Done(w.id, dispatch.TaskID(done.GetTaskId()))
-			if !ok {
-				d.logger.Debug("done for a task the worker does not hold; ignored", "worker", w.name, "task", done.GetTaskId())
-				continue
-			}
-			var err error
-			if e := done.GetError(); e != nil {
-				// A failure is never OK, and a code gRPC does not define
-				// means nothing to the client: both become Unknown.
-				code := codes.Code(e.GetCode())
-				if code == codes.OK || code > codes.Unauthenticated {
-					code = codes.Unknown
-				}
-				err = status.Error(code, e.GetMessage())
-			}
-			if err := d.finish(ctx, link, t.Value.(*taskState), err); err != nil {
-				return err
-			}
-		}
-		if n := req.GetCredit(); n > 0 {
-			core.Grant(w.id, int(min(n, dispatch.MaxCredit)))
+		return l.request(w, ev)
+	}
+	return nil
+}
+
+// failAll answers every failure.
+func (l *loop) failAll(failed []dispatch.Failure) error {
+	for _, f := range failed {
+		if err := l.finish(f.Task.Value.(*taskState), l.failure(f)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// expire applies the passing of time: deadlines, task timeouts, the wait
+// for workers.
+func (l *loop) expire() error {
+	before := l.core.Requeued()
+	failed := l.core.Expire(time.Now())
+	if back := l.core.Requeued() - before; back > 0 {
+		l.d.logger.Warn("tasks held past the task timeout go to other workers", "tasks", back, "timeout", l.d.cfg.TaskTimeout)
+	}
+	return l.failAll(failed)
+}
+
+// request applies a worker's results, dones and credit.
+func (l *loop) request(w *workerConn, ev event) error {
+	defer l.handled(w, ev.bytes)
+	d := l.d
+	req := ev.req
+	for _, r := range req.GetResults() {
+		t := l.core.Held(w.id, dispatch.TaskID(r.GetTaskId()))
+		if t == nil {
+			d.logger.Debug("result for a task the worker does not hold; ignored", "worker", w.name, "task", r.GetTaskId())
+			continue
+		}
+		st := t.Value.(*taskState)
+		if st.results += len(r.GetMessage().GetPayload()); st.results > d.cfg.MaxResultBytes {
+			// The client hears now. The task is done for the core (its
+			// credit stays spent until the worker grants more), so the
+			// worker's further results and its done are ignored.
+			d.logger.Warn("a task's results passed the limit; the task fails", "worker", w.name, "function", t.Function, "limit", d.cfg.MaxResultBytes)
+			l.core.Done(w.id, t.ID)
+			if err := l.finish(st, status.Errorf(codes.ResourceExhausted, "the results of one task passed %d bytes (the master's limit, four times its message size limit); the rest were dropped", d.cfg.MaxResultBytes)); err != nil {
+				return err
+			}
+			continue
+		}
+		out := result(st.msg, r.GetMessage())
+		step := Step{Server: d.cfg.Master, Function: t.Function}
+		if err := l.link.Send(l.ctx, Envelope{Msg: out, Origin: st.fan.origin, Sequence: st.fan.sequence, Step: step}); err != nil {
+			return err
+		}
+	}
+	for _, done := range req.GetDone() {
+		t, ok := l.core.Done(w.id, dispatch.TaskID(done.GetTaskId()))
+		if !ok {
+			d.logger.Debug("done for a task the worker does not hold; ignored", "worker", w.name, "task", done.GetTaskId())
+			continue
+		}
+		st := t.Value.(*taskState)
+		var err error
+		if e := done.GetError(); e != nil {
+			// A failure is never OK, and a code gRPC does not define
+			// means nothing to the client: both become Unknown.
+			code := codes.Code(e.GetCode())
+			if code == codes.OK || code > codes.Unauthenticated {
+				code = codes.Unknown
+			}
+			err = status.Error(code, e.GetMessage())
+		}
+		if err := l.finish(st, err); err != nil {
+			return err
+		}
+	}
+	if n := req.GetCredit(); n > 0 {
+		l.core.Grant(w.id, int(min(n, dispatch.MaxCredit)))
+	}
+	return nil
+}
+
+// handled gives back the result bytes of a handled request to its worker's
+// receiving goroutine.
+func (l *loop) handled(w *workerConn, n int64) {
+	if n > 0 && w.pending.Add(-n) < maxPendingBytes {
+		signal(w.room)
+	}
+}
+
+// keepRoster publishes the workers for Roster and Workers.
+func (l *loop) keepRoster() {
+	r := make([]WorkerSummary, 0, len(l.workers))
+	for _, w := range l.workers {
+		r = append(r, WorkerSummary{Name: w.name, Functions: w.functions})
+	}
+	slices.SortFunc(r, func(a, b WorkerSummary) int { return strings.Compare(a.Name, b.Name) })
+	l.d.roster.Store(&r)
+	l.d.workers.Store(int64(len(l.workers)))
 }
 
 // result is a worker's result message with the routing fields of the task
@@ -374,6 +602,7 @@ func result(task, r *palmv1.PalmMessage) *palmv1.PalmMessage {
 	r.Client = task.GetClient()
 	r.Sequence = task.GetSequence()
 	r.Error = nil
+	r.TimeoutMs = 0
 	if r.Function == "" {
 		r.Function, r.Stage, r.Cache = task.GetFunction(), task.GetStage(), task.GetCache()
 	}
@@ -382,35 +611,45 @@ func result(task, r *palmv1.PalmMessage) *palmv1.PalmMessage {
 
 // finish marks one task of a fanout done, with an error reply when err is
 // set, and completes the message when it was the last.
-func (d *Dispatcher) finish(ctx context.Context, link *Link, st *taskState, err error) error {
+func (l *loop) finish(st *taskState, err error) error {
 	st.fan.remaining--
 	e := Envelope{Origin: st.fan.origin, Sequence: st.fan.sequence, Done: st.fan.remaining == 0}
 	if err != nil {
 		step, _ := route.Current(st.msg)
-		return d.fail(ctx, link, st.msg, e, err, step)
+		return l.d.fail(l.ctx, l.link, st.msg, e, err, step)
 	}
 	if !e.Done {
 		return nil
 	}
-	return link.Send(ctx, e)
+	return l.link.Send(l.ctx, e)
 }
 
 // assign hands out every task that can go now.
-func (d *Dispatcher) assign(ctx context.Context, link *Link, core *dispatch.Core, workers map[dispatch.WorkerID]*workerConn) error {
+func (l *loop) assign() error {
+	now := time.Time{}
 	for {
-		id, t, ok := core.Next()
+		if now.IsZero() {
+			now = time.Now()
+		}
+		id, t, ok := l.core.Next(now)
 		if !ok {
 			return nil
 		}
 		st := t.Value.(*taskState)
 		if o := st.fan.origin; o != nil && o.Context().Err() != nil {
 			// The client has gone: no worker spends time on it.
-			core.Done(id, t.ID)
-			core.Grant(id, 1)
+			l.core.Done(id, t.ID)
+			l.core.Grant(id, 1)
 			st.fan.remaining--
 			continue
 		}
-		workers[id].tasks <- &palmv1.Task{Id: uint64(t.ID), Message: st.msg}
+		task := &palmv1.Task{Id: uint64(t.ID), Message: st.msg}
+		if !t.Deadline.IsZero() {
+			// The worker may stop when the client no longer wants the
+			// result; the task timeout is the master's own business.
+			task.TimeoutMs = uint64(max(1, t.Deadline.Sub(now).Milliseconds()))
+		}
+		l.workers[id].tasks <- task
 	}
 }
 
@@ -459,13 +698,8 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first WorkRequest of a worker must carry a hello: the worker's name and functions")
 	}
-	if len(hello.GetName()) > route.MaxIDLen || len(hello.GetFunctions()) > 10000 {
-		return status.Errorf(codes.InvalidArgument, "hello: the name may be at most %d bytes and the functions at most 10000", route.MaxIDLen)
-	}
-	for _, f := range hello.GetFunctions() {
-		if f == "" || strings.ContainsAny(f, ". \t\n") {
-			return status.Errorf(codes.InvalidArgument, "hello: function %q: give function names alone, such as \"foo\" for the step \"%s.foo\": no dots or spaces", f, d.cfg.Master)
-		}
+	if err := d.checkHello(hello); err != nil {
+		return err
 	}
 	d.streams.Add(1)
 	defer d.streams.Done()
@@ -474,6 +708,7 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 		name:      hello.GetName(),
 		functions: hello.GetFunctions(),
 		tasks:     make(chan *palmv1.Task, dispatch.MaxCredit),
+		room:      make(chan struct{}, 1),
 	}
 	if err := stream.Send(&palmv1.WorkResponse{Welcome: &palmv1.Welcome{Master: d.cfg.Master}}); err != nil {
 		return err
@@ -499,7 +734,7 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 				recvDone <- err
 				return
 			}
-			if err := d.post(ctx, event{kind: request, w: w, req: req}); err != nil {
+			if err := d.postRequest(ctx, w, req); err != nil {
 				// The master is stopping: say so, rather than end the
 				// stream as if the worker had finished.
 				recvDone <- postStatus(err)
@@ -555,6 +790,50 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
+}
+
+// checkHello bounds what a hello may name, so that no worker grows the
+// master's memory or its InfoService answer without bound.
+func (d *Dispatcher) checkHello(h *palmv1.Hello) error {
+	if len(h.GetName()) > route.MaxIDLen {
+		return status.Errorf(codes.InvalidArgument, "hello: the worker's name is %d bytes; at most %d bytes", len(h.GetName()), route.MaxIDLen)
+	}
+	if n := len(h.GetFunctions()); n > MaxHelloFunctions {
+		return status.Errorf(codes.InvalidArgument, "hello: %d functions; a worker may name at most %d (name none to serve every function)", n, MaxHelloFunctions)
+	}
+	for _, f := range h.GetFunctions() {
+		switch {
+		case len(f) > MaxFunctionName:
+			return status.Errorf(codes.InvalidArgument, "hello: function %s: a function name is at most %d bytes", truncate(f, 32), MaxFunctionName)
+		case f == "" || strings.ContainsAny(f, ". \t\n") || !utf8.ValidString(f):
+			return status.Errorf(codes.InvalidArgument, "hello: function %q: give function names alone, such as \"foo\" for the step \"%s.foo\": UTF-8, no dots or spaces", f, d.cfg.Master)
+		}
+	}
+	return nil
+}
+
+// postRequest posts a worker's request to Run, first waiting while the
+// results it posted before and Run has not handled pass maxPendingBytes.
+func (d *Dispatcher) postRequest(ctx context.Context, w *workerConn, req *palmv1.WorkRequest) error {
+	n := int64(0)
+	for _, r := range req.GetResults() {
+		n += int64(len(r.GetMessage().GetPayload()))
+	}
+	for n > 0 && w.pending.Load() >= maxPendingBytes {
+		select {
+		case <-w.room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.runDone:
+			return errStopping
+		}
+	}
+	w.pending.Add(n)
+	if err := d.post(ctx, event{kind: request, w: w, req: req, bytes: n}); err != nil {
+		w.pending.Add(-n)
+		return err
+	}
+	return nil
 }
 
 // hello waits for the first WorkRequest of a stream, at most the hello

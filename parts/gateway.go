@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -18,6 +20,16 @@ import (
 // DefaultWindow is the number of unfinished messages a Gateway takes from
 // one stream before it stops reading from it.
 const DefaultWindow = 1024
+
+// DefaultWindowBytes is the payload bytes a Gateway holds for one stream
+// in messages taken and not finished (with the replies waiting to be sent)
+// before it stops reading from it; replies wait to be sent up to as many
+// bytes again.
+const DefaultWindowBytes = 32 << 20
+
+// DefaultSlowClient is how long a reply may wait for room in the queue of a
+// stream whose client does not read before the stream is cut.
+const DefaultSlowClient = 10 * time.Second
 
 // maxBatch is the most replies and completions packed in one StreamResponse.
 const maxBatch = 256
@@ -32,16 +44,22 @@ const maxBatchBytes = 1 << 20
 //
 // Eval waits for its one message. Stream follows the rules written in
 // gateway.proto: one goroutine receives (and stops receiving while the
-// stream's window of unfinished messages is full), the handler's goroutine
-// alone sends, packing up to 256 replies and completions per response from
-// a bounded queue (twice the window; a full queue makes the part delivering
-// replies wait, which slows the server's intake, never drops).
+// stream's window is full: Window unfinished messages, or WindowBytes of
+// payload taken and not finished with replies not yet sent), the handler's
+// goroutine alone sends, packing up to 256 replies and completions per
+// response from a queue bounded by 64 times the window in count and by
+// WindowBytes in payload. A full queue makes the part delivering replies
+// wait for that client, at most SlowClient: then the stream is cut with
+// RESOURCE_EXHAUSTED, so one client that does not read holds up the others
+// for a bounded time only, and never grows the server's memory.
 type Gateway struct {
 	palmv1.UnimplementedGatewayServiceServer
 
-	check  route.Check
-	window int
-	logger hclog.Logger
+	check       route.Check
+	window      int
+	windowBytes int
+	slowClient  time.Duration
+	logger      hclog.Logger
 
 	ready    chan struct{} // closed when Run has the link
 	link     *Link
@@ -64,6 +82,14 @@ type GatewayConfig struct {
 	// Window is the per-stream limit of unfinished messages; 0 means
 	// DefaultWindow.
 	Window int
+	// WindowBytes is the per-stream limit of payload bytes held: messages
+	// taken and not finished, with their replies waiting to be sent; and,
+	// again, replies waiting. 0 means DefaultWindowBytes. A message larger
+	// than it is still taken when the stream holds nothing else.
+	WindowBytes int
+	// SlowClient is how long a reply waits for room in a stream's queue
+	// before the stream is cut; 0 means DefaultSlowClient.
+	SlowClient time.Duration
 	// Logger; nil is quiet.
 	Logger hclog.Logger
 }
@@ -79,12 +105,20 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 	if l == nil {
 		l = hclog.NewNullLogger()
 	}
+	if cfg.WindowBytes <= 0 {
+		cfg.WindowBytes = DefaultWindowBytes
+	}
+	if cfg.SlowClient <= 0 {
+		cfg.SlowClient = DefaultSlowClient
+	}
 	return &Gateway{
-		check:  route.Check{Server: cfg.Server, MaxPayload: cfg.MaxPayload, Known: cfg.Known},
-		window: w,
-		logger: l,
-		ready:  make(chan struct{}),
-		idle:   make(chan struct{}),
+		check:       route.Check{Server: cfg.Server, MaxPayload: cfg.MaxPayload, Known: cfg.Known},
+		window:      w,
+		windowBytes: cfg.WindowBytes,
+		slowClient:  cfg.SlowClient,
+		logger:      l,
+		ready:       make(chan struct{}),
+		idle:        make(chan struct{}),
 	}
 }
 
@@ -161,8 +195,12 @@ func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.Ev
 		return nil, err
 	}
 	defer g.release(1)
-	o := &evalOrigin{ctx: ctx, done: make(chan struct{})}
-	if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}); err != nil {
+	o := &evalOrigin{ctx: ctx, done: make(chan struct{}), limit: g.windowBytes}
+	deadline := messageDeadline(m, time.Now())
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step, Deadline: deadline}); err != nil {
 		return nil, contextStatus(ctx, err)
 	}
 	select {
@@ -177,7 +215,20 @@ func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.Ev
 			return nil, route.Status(r.GetError())
 		}
 	}
+	if o.overflow {
+		return nil, status.Errorf(codes.ResourceExhausted, "the replies to the message passed %d bytes, the most one Eval returns; use a Stream", g.windowBytes)
+	}
 	return &palmv1.EvalResponse{Messages: o.replies}, nil
+}
+
+// messageDeadline is the deadline a message's timeout_ms sets from now, or
+// the zero time.
+func messageDeadline(m *palmv1.PalmMessage, now time.Time) time.Time {
+	ms := m.GetTimeoutMs()
+	if ms == 0 {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(min(ms, uint64(math.MaxInt64/int64(time.Millisecond)))) * time.Millisecond)
 }
 
 func contextStatus(ctx context.Context, err error) error {
@@ -189,11 +240,14 @@ func contextStatus(ctx context.Context, err error) error {
 
 // evalOrigin collects the replies of one Eval.
 type evalOrigin struct {
-	ctx     context.Context
-	mu      sync.Mutex
-	replies []*palmv1.PalmMessage
-	done    chan struct{}
-	closed  bool
+	ctx      context.Context
+	limit    int // payload bytes of replies kept
+	mu       sync.Mutex
+	replies  []*palmv1.PalmMessage
+	bytes    int
+	overflow bool
+	done     chan struct{}
+	closed   bool
 }
 
 func (o *evalOrigin) Context() context.Context { return o.ctx }
@@ -204,8 +258,12 @@ func (o *evalOrigin) Deliver(_ context.Context, e Envelope) error {
 	if o.closed {
 		return errors.New("the call has already ended")
 	}
-	if e.Msg != nil {
-		o.replies = append(o.replies, e.Msg)
+	if m := e.Msg; m != nil {
+		if o.bytes += len(m.GetPayload()); o.bytes > o.limit && m.GetError() == nil {
+			o.overflow = true
+		} else {
+			o.replies = append(o.replies, m)
+		}
 	}
 	if e.Done {
 		o.closed = true
@@ -225,13 +283,20 @@ type item struct {
 // streamOrigin is one client stream.
 type streamOrigin struct {
 	ctx    context.Context
+	cut    context.CancelCauseFunc // ends the stream, with the reason
 	out    *outQueue
 	window chan struct{}
+	bytes  *budget // payload taken and not finished, and queued replies
 
-	mu     sync.Mutex
-	held   int64 // messages taken into g.inflight and not yet completed on the wire
-	closed bool
+	mu      sync.Mutex
+	held    int64             // messages taken into g.inflight and not yet completed on the wire
+	charges map[uint64]charge // payload bytes taken, by sequence, until completed
+	closed  bool
 }
+
+// charge is the payload bytes taken under one sequence number, and how many
+// messages (a client may reuse a number) they came in.
+type charge struct{ bytes, n int }
 
 func (o *streamOrigin) Context() context.Context { return o.ctx }
 
@@ -239,21 +304,91 @@ func (o *streamOrigin) Deliver(ctx context.Context, e Envelope) error {
 	return o.out.push(ctx, o.ctx, item{msg: e.Msg, seq: e.Sequence, done: e.Done, accepted: true})
 }
 
+// uncharge gives back what the message with sequence seq was charged; the
+// caller holds o.mu.
+func (o *streamOrigin) uncharge(seq uint64) int {
+	c, ok := o.charges[seq]
+	if !ok {
+		return 0
+	}
+	if c.n <= 1 {
+		delete(o.charges, seq)
+		return c.bytes
+	}
+	part := c.bytes / c.n
+	o.charges[seq] = charge{bytes: c.bytes - part, n: c.n - 1}
+	return part
+}
+
+// budget counts a stream's payload bytes against its limit: in, taken
+// from the client and not finished; out, replies waiting to be sent. A
+// message is taken while in and out together leave room for it (or hold
+// nothing, so that a message larger than the limit still goes through
+// alone); a reply waits while out alone is at the limit. A stream thus
+// holds at most about twice the limit.
+type budget struct {
+	limit   int64
+	in, out atomic.Int64
+	room    chan struct{} // a token when in or out went down
+}
+
+func newBudget(limit int) *budget {
+	return &budget{limit: int64(limit), room: make(chan struct{}, 1)}
+}
+
+// take adds n to in, first waiting until it fits, until ctx ends.
+func (b *budget) take(ctx context.Context, n int) error {
+	for {
+		used := b.in.Load() + b.out.Load()
+		if used == 0 || used+int64(n) <= b.limit {
+			b.in.Add(int64(n))
+			return nil
+		}
+		select {
+		case <-b.room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// outFull reports whether replies waiting fill the budget.
+func (b *budget) outFull() bool { return b.out.Load() >= b.limit }
+
+func (b *budget) giveIn(n int)  { b.give(&b.in, n) }
+func (b *budget) giveOut(n int) { b.give(&b.out, n) }
+
+func (b *budget) give(c *atomic.Int64, n int) {
+	if n != 0 {
+		c.Add(-int64(n))
+		signal(b.room)
+	}
+}
+
 // outQueue is a stream's queue of replies and completions waiting to be
-// sent. It grows as needed up to limit items, so that a client that reads
-// slowly does not make the part delivering replies wait for everyone else;
-// past the limit, push waits. The window bounds how much a well-behaved
-// server puts in it: at most window messages, each with its replies.
+// sent. It grows as needed up to limit items and its budget's bytes, so
+// that a client that reads slowly does not make the part delivering replies
+// wait for everyone else; past either, push waits, at most slow: then the
+// stream is cut. The window bounds how much a well-behaved server puts in
+// it: at most window messages, each with its replies.
 type outQueue struct {
 	mu    sync.Mutex
 	items []item
 	limit int
+	bytes *budget       // shared with the stream's intake
+	slow  time.Duration // the longest push waits
+	cut   context.CancelCauseFunc
 	ready chan struct{} // a token when items were added
 	space chan struct{} // a token when items were taken
 }
 
-func newOutQueue(limit int) *outQueue {
-	return &outQueue{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+func newOutQueue(limit int, bytes *budget, slow time.Duration, cut context.CancelCauseFunc) *outQueue {
+	return &outQueue{limit: limit, bytes: bytes, slow: slow, cut: cut, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+}
+
+// errSlowClient is why a stream whose client does not read is cut.
+func errSlowClient(d time.Duration) error {
+	return status.Errorf(codes.ResourceExhausted, "the client read none of its replies for %v while the server held a full window of them; read replies as they come (the stream was cut so that other clients are not held up)", d)
 }
 
 func signal(c chan struct{}) {
@@ -263,20 +398,34 @@ func signal(c chan struct{}) {
 	}
 }
 
-// push adds it, waiting while the queue is at its limit until ctx or octx
-// ends.
+// push adds it, waiting while the queue is at its limits until ctx or octx
+// ends, or for q.slow at most: then it cuts the stream.
 func (q *outQueue) push(ctx, octx context.Context, it item) error {
+	n := len(it.msg.GetPayload())
+	var timer *time.Timer
 	for {
 		q.mu.Lock()
-		if len(q.items) < q.limit {
+		if len(q.items) < q.limit && (n == 0 || !q.bytes.outFull()) {
 			q.items = append(q.items, it)
+			q.bytes.out.Add(int64(n))
 			q.mu.Unlock()
 			signal(q.ready)
+			if timer != nil {
+				timer.Stop()
+			}
 			return nil
 		}
 		q.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(q.slow)
+			defer timer.Stop()
+		}
 		select {
 		case <-q.space:
+		case <-timer.C:
+			err := errSlowClient(q.slow)
+			q.cut(err)
+			return err
 		case <-octx.Done():
 			return octx.Err()
 		case <-ctx.Done():
@@ -289,6 +438,10 @@ func (q *outQueue) push(ctx, octx context.Context, it item) error {
 func (q *outQueue) take(buf []item, max int) []item {
 	q.mu.Lock()
 	n := min(len(q.items), max)
+	bytes := 0
+	for _, it := range q.items[:n] {
+		bytes += len(it.msg.GetPayload())
+	}
 	buf = append(buf, q.items[:n]...)
 	rest := copy(q.items, q.items[n:])
 	clear(q.items[rest:])
@@ -297,6 +450,7 @@ func (q *outQueue) take(buf []item, max int) []item {
 		q.items = nil // give back what a burst made it grow to
 	}
 	q.mu.Unlock()
+	q.bytes.giveOut(bytes)
 	signal(q.space)
 	if rest > 0 {
 		signal(q.ready)
@@ -312,14 +466,19 @@ func (q *outQueue) len() int {
 
 // Stream implements palm.v1.GatewayService/Stream.
 func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
-	ctx := stream.Context()
-	if err := g.wait(ctx); err != nil {
+	if err := g.wait(stream.Context()); err != nil {
 		return err
 	}
+	ctx, cut := context.WithCancelCause(stream.Context())
+	defer cut(nil)
+	bytes := newBudget(g.windowBytes)
 	o := &streamOrigin{
-		ctx:    ctx,
-		out:    newOutQueue(outLimit * g.window),
-		window: make(chan struct{}, g.window),
+		ctx:     ctx,
+		cut:     cut,
+		out:     newOutQueue(outLimit*g.window, bytes, g.slowClient, cut),
+		window:  make(chan struct{}, g.window),
+		bytes:   bytes,
+		charges: map[uint64]charge{},
 	}
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- g.receive(o, stream) }()
@@ -359,7 +518,7 @@ func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 			draining = true // finish sending what is on its way, then end
 			continue
 		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+			return streamEnd(ctx)
 		}
 		for {
 			batch = o.out.take(batch[:0], maxBatch)
@@ -367,19 +526,36 @@ func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 				break
 			}
 			released, accepted, err := g.sendBatch(stream, resp, batch)
-			clear(batch)
 			if err != nil {
+				clear(batch)
 				return err
 			}
 			for range released {
 				<-o.window
 			}
+			freed := 0
 			o.mu.Lock()
 			o.held -= accepted
+			for _, it := range batch {
+				if it.done && it.accepted {
+					freed += o.uncharge(it.seq)
+				}
+			}
 			o.mu.Unlock()
+			clear(batch)
+			o.bytes.giveIn(freed)
 			g.release(accepted)
 		}
 	}
+}
+
+// streamEnd is the status a stream ends with when its context is done: the
+// reason it was cut, or the context's own.
+func streamEnd(ctx context.Context) error {
+	if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+		return cause
+	}
+	return status.FromContextError(ctx.Err()).Err()
 }
 
 // outLimit times the window is the most items a stream's queue holds.
@@ -441,11 +617,11 @@ func (g *Gateway) receive(o *streamOrigin, stream palmv1.GatewayService_StreamSe
 			select {
 			case o.window <- struct{}{}:
 			case <-ctx.Done():
-				return status.FromContextError(ctx.Err()).Err()
+				return streamEnd(ctx)
 			}
 			step, err := g.check.Admit(m)
 			if err == nil {
-				err = g.hold(o)
+				err = g.hold(ctx, o, m)
 			}
 			if err != nil {
 				reply := &palmv1.PalmMessage{
@@ -458,23 +634,38 @@ func (g *Gateway) receive(o *streamOrigin, stream palmv1.GatewayService_StreamSe
 				}
 				continue
 			}
-			if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}); err != nil {
+			e := Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}
+			if m.GetTimeoutMs() > 0 {
+				e.Deadline = messageDeadline(m, time.Now())
+			}
+			if err := g.link.Send(ctx, e); err != nil {
 				return contextStatus(ctx, err)
 			}
 		}
 	}
 }
 
-// hold counts a message of o into the gateway's in-flight total.
-func (g *Gateway) hold(o *streamOrigin) error {
+// hold counts a message of o into the gateway's in-flight total and its
+// payload into the stream's bytes, waiting for room in them.
+func (g *Gateway) hold(ctx context.Context, o *streamOrigin, m *palmv1.PalmMessage) error {
+	n := len(m.GetPayload())
+	if err := o.bytes.take(ctx, n); err != nil {
+		return streamEnd(ctx)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	err := error(nil)
 	if o.closed {
-		return status.Error(codes.Canceled, "the stream has ended")
+		err = status.Error(codes.Canceled, "the stream has ended")
+	} else {
+		err = g.take()
 	}
-	if err := g.take(); err != nil {
+	if err != nil {
+		o.bytes.giveIn(n)
 		return err
 	}
 	o.held++
+	c := o.charges[m.GetSequence()]
+	o.charges[m.GetSequence()] = charge{bytes: c.bytes + n, n: c.n + 1}
 	return nil
 }

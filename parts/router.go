@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -33,6 +34,10 @@ type Envelope struct {
 	// Done marks the last envelope derived from an entering message: once it
 	// is delivered the message is finished in this server.
 	Done bool
+	// Deadline is when the message stops being worth working on (the
+	// client's deadline, as the part that let it in learnt it); the zero
+	// time for none.
+	Deadline time.Time
 }
 
 // Origin is the place a message entered a server, to which replies and

@@ -19,6 +19,7 @@ type settings struct {
 	queue       int
 	concurrency int
 	window      int
+	windowBytes int
 	store       kv.Store
 	handle      parts.StreamHandler
 
@@ -39,6 +40,15 @@ func Concurrency(n int) palm.Option {
 // stream before it stops reading from it. Default: 1024. Server only.
 func Window(n int) palm.Option {
 	return config.Role("pipeline.Window", func(s *settings) { s.window = n; s.only1("pipeline.Window") })
+}
+
+// WindowBytes sets how many payload bytes a Server holds for one client
+// stream, in messages taken and not finished (with their replies), before
+// it stops reading from it; replies waiting to be sent are bounded by as
+// many bytes again, and a client that reads none of them for 10 s is cut
+// with RESOURCE_EXHAUSTED. Default: 32 MiB. Server only.
+func WindowBytes(n int) palm.Option {
+	return config.Role("pipeline.WindowBytes", func(s *settings) { s.windowBytes = n; s.only1("pipeline.WindowBytes") })
 }
 
 // Pipelined makes the component send each result on to the next step of a
@@ -99,7 +109,7 @@ func newSettings(kind string, opts []palm.Option) (*config.Config, settings, err
 	if err := config.ApplyRole(cfg, "pipeline."+kind, &st); err != nil {
 		return nil, st, err
 	}
-	allowed := map[string][]string{"pipeline.Window": {"Server"}, "pipeline.Backoff": {"Pipeline", "Sink"}}
+	allowed := map[string][]string{"pipeline.Window": {"Server"}, "pipeline.WindowBytes": {"Server"}, "pipeline.Backoff": {"Pipeline", "Sink"}}
 	for _, o := range st.only {
 		if !slices.Contains(allowed[o], kind) {
 			return nil, st, fmt.Errorf("option %s does not apply to pipeline.%s", o, kind)
@@ -110,6 +120,8 @@ func newSettings(kind string, opts []palm.Option) (*config.Config, settings, err
 		return nil, st, fmt.Errorf("pipeline: Concurrency(%d): must be at least 1", st.concurrency)
 	case st.window < 0:
 		return nil, st, fmt.Errorf("pipeline: Window(%d): must be at least 1", st.window)
+	case st.windowBytes < 0:
+		return nil, st, fmt.Errorf("pipeline: WindowBytes(%d): must be at least 1", st.windowBytes)
 	case st.queue < 0:
 		return nil, st, fmt.Errorf("pipeline: SubscriberQueue(%d): must be at least 1", st.queue)
 	case st.backoffMin < 0 || st.backoffMax < st.backoffMin:

@@ -48,11 +48,12 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // or the error that made serving fail. Serve may be called once.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gw := parts.NewGateway(parts.GatewayConfig{
-		Server:     s.name,
-		Known:      s.known,
-		MaxPayload: s.cfg.MaxMessageSize,
-		Window:     s.settings.window,
-		Logger:     s.logger,
+		Server:      s.name,
+		Known:       s.known,
+		MaxPayload:  s.cfg.MaxMessageSize,
+		Window:      s.settings.window,
+		WindowBytes: s.settings.windowBytes,
+		Logger:      s.logger,
 	})
 	return s.serve(ctx, lis, gw, gw.Drain, func(srv *server.Server) {
 		srv.Register(&palmv1.GatewayService_ServiceDesc, gw)

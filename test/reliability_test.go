@@ -215,14 +215,15 @@ func TestWorkerJoinsMidJob(t *testing.T) {
 	t.Logf("replies by worker: %v", tl.byWorker)
 }
 
-// With no worker connected, messages wait at the master and run as soon as
-// a worker connects; an Eval whose deadline passes first fails with
-// DeadlineExceeded, and its task never reaches a worker.
+// With no worker connected, and the master told to wait for one, messages
+// wait at the master and run as soon as a worker connects; an Eval whose
+// deadline passes first fails with DeadlineExceeded, and its task never
+// reaches a worker.
 func TestNoWorkerTasksWait(t *testing.T) {
 	bin := testworkerBinary(t)
 	t.Parallel()
 	var queued atomic.Int32 // the job's messages the master has taken
-	m, addr := startMaster(t, master.Scatter(func(msg *palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage] {
+	m, addr := startMaster(t, master.WaitForWorkers(time.Minute), master.Scatter(func(msg *palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage] {
 		if strings.HasPrefix(string(msg.GetPayload()), "job-") {
 			queued.Add(1)
 		}

@@ -72,14 +72,22 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task) {
 		s.log.Trace("task started", "task", id, "function", msg.GetFunction(), "stage", msg.GetStage())
 	}
 	if err == nil {
+		// The function's context ends when the task's time is up (what
+		// remains of the client's deadline, or the master's task timeout).
+		fctx := ctx
+		if ms := t.GetTimeoutMs(); ms > 0 {
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithTimeout(ctx, time.Duration(min(ms, 1<<40))*time.Millisecond)
+			defer cancel()
+		}
 		e, ok := s.w.lookup(step.Function)
 		switch {
 		case !ok:
 			err = status.Errorf(codes.NotFound, "worker %q has no function %q", s.w.name, step.Function)
 		case e.mux != nil:
-			results, err = s.callMux(ctx, e.mux, id, msg, step)
+			results, err = s.callMux(fctx, e.mux, id, msg, step)
 		default:
-			last, err = s.callOne(ctx, e.one, id, msg, step)
+			last, err = s.callOne(fctx, e.one, id, msg, step)
 			if last != nil {
 				results = 1
 			}

@@ -2,8 +2,28 @@ package dispatch
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
+	"time"
 )
+
+// t0 is the time of the tests that do not care about time.
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// newCore is New for tests written before workers had to be there: tasks
+// may wait an hour for a worker.
+func newCore(capacity, attempts int) *Core {
+	return New(Config{Capacity: capacity, MaxAttempts: attempts, WaitForWorkers: time.Hour})
+}
+
+// leave is Leave returning the failed tasks.
+func leave(c *Core, w WorkerID) []*Task {
+	var ts []*Task
+	for _, f := range c.Leave(w, t0) {
+		ts = append(ts, f.Task)
+	}
+	return ts
+}
 
 func task(id TaskID, fn string, origin any) *Task {
 	return &Task{ID: id, Function: fn, Origin: origin}
@@ -13,7 +33,7 @@ func task(id TaskID, fn string, origin any) *Task {
 func drain(c *Core) map[WorkerID][]TaskID {
 	got := map[WorkerID][]TaskID{}
 	for {
-		w, t, ok := c.Next()
+		w, t, ok := c.Next(t0)
 		if !ok {
 			return got
 		}
@@ -22,13 +42,13 @@ func drain(c *Core) map[WorkerID][]TaskID {
 }
 
 func TestRoundRobinWithinCredit(t *testing.T) {
-	c := New(100, 0)
+	c := newCore(100, 0)
 	c.Join(1, nil)
 	c.Join(2, nil)
 	c.Grant(1, 3)
 	c.Grant(2, 3)
 	for i := range 10 {
-		if err := c.Submit(task(TaskID(i+1), "f", nil)); err != nil {
+		if err := c.Submit(task(TaskID(i+1), "f", nil), t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -57,7 +77,7 @@ func TestRoundRobinWithinCredit(t *testing.T) {
 }
 
 func TestFairShare(t *testing.T) {
-	c := New(10000, 0)
+	c := newCore(10000, 0)
 	c.Join(1, nil)
 	c.Join(2, nil)
 	c.Grant(1, 8)
@@ -66,10 +86,10 @@ func TestFairShare(t *testing.T) {
 	next := TaskID(1)
 	for done := 0; done < 2000; {
 		for c.Room() > 0 && next <= 2000 {
-			c.Submit(task(next, "f", nil))
+			c.Submit(task(next, "f", nil), t0)
 			next++
 		}
-		w, tk, ok := c.Next()
+		w, tk, ok := c.Next(t0)
 		if !ok {
 			t.Fatal("stuck")
 		}
@@ -84,11 +104,11 @@ func TestFairShare(t *testing.T) {
 }
 
 func TestFunctionsAndJoinMidway(t *testing.T) {
-	c := New(100, 0)
+	c := newCore(100, 0)
 	c.Join(1, []string{"a"})
 	c.Grant(1, 10)
-	c.Submit(task(1, "b", nil))
-	c.Submit(task(2, "a", nil))
+	c.Submit(task(1, "b", nil), t0)
+	c.Submit(task(2, "a", nil), t0)
 	got := drain(c)
 	if len(got[1]) != 1 || got[1][0] != 2 {
 		t.Fatalf("worker for a only: %v", got)
@@ -96,7 +116,7 @@ func TestFunctionsAndJoinMidway(t *testing.T) {
 	// A worker that serves b joins and takes the waiting task at once.
 	c.Join(2, nil)
 	c.Grant(2, 1)
-	if w, tk, ok := c.Next(); !ok || w != 2 || tk.ID != 1 {
+	if w, tk, ok := c.Next(t0); !ok || w != 2 || tk.ID != 1 {
 		t.Fatalf("joiner: %v %v %v", w, tk, ok)
 	}
 	if err := c.Join(2, nil); err == nil {
@@ -105,26 +125,26 @@ func TestFunctionsAndJoinMidway(t *testing.T) {
 }
 
 func TestBoundedQueue(t *testing.T) {
-	c := New(2, 0)
-	c.Submit(task(1, "f", nil))
-	c.Submit(task(2, "f", nil))
-	if err := c.Submit(task(3, "f", nil)); !errors.Is(err, ErrFull) {
+	c := newCore(2, 0)
+	c.Submit(task(1, "f", nil), t0)
+	c.Submit(task(2, "f", nil), t0)
+	if err := c.Submit(task(3, "f", nil), t0); !errors.Is(err, ErrFull) {
 		t.Fatalf("third task in a queue of 2: %v", err)
 	}
-	if _, _, ok := c.Next(); ok {
+	if _, _, ok := c.Next(t0); ok {
 		t.Fatal("a task was handed out with no worker")
 	}
 }
 
 func TestRedeliveryAndAttempts(t *testing.T) {
-	c := New(100, 3)
+	c := newCore(100, 3)
 	c.Join(1, nil)
 	c.Grant(1, 2)
-	c.Submit(task(1, "f", nil))
-	c.Submit(task(2, "f", nil))
-	c.Submit(task(3, "f", nil))
+	c.Submit(task(1, "f", nil), t0)
+	c.Submit(task(2, "f", nil), t0)
+	c.Submit(task(3, "f", nil), t0)
 	drain(c) // 1 and 2 to worker 1
-	if failed := c.Leave(1); len(failed) != 0 {
+	if failed := leave(c, 1); len(failed) != 0 {
 		t.Fatalf("failed after one attempt: %v", failed)
 	}
 	if c.Queued() != 3 || c.InFlight() != 0 {
@@ -133,21 +153,21 @@ func TestRedeliveryAndAttempts(t *testing.T) {
 	// The requeued tasks come first, oldest first.
 	c.Join(2, nil)
 	c.Grant(2, 1)
-	if _, tk, _ := c.Next(); tk.ID != 1 || tk.Attempts != 2 {
+	if _, tk, _ := c.Next(t0); tk.ID != 1 || tk.Attempts != 2 {
 		t.Fatalf("first after redelivery: %+v", tk)
 	}
 	// The worker that left sends a late result: ignored.
-	if _, ok := c.Done(1, 1); ok || c.Holds(1, 1) {
+	if _, ok := c.Done(1, 1); ok || c.Held(1, 1) != nil {
 		t.Fatal("late duplicate accepted")
 	}
 	// Task 1 kills every worker that takes it.
-	c.Leave(2)
+	leave(c, 2)
 	c.Join(3, nil)
 	c.Grant(3, 1)
-	if _, tk, _ := c.Next(); tk.ID != 1 || tk.Attempts != 3 {
+	if _, tk, _ := c.Next(t0); tk.ID != 1 || tk.Attempts != 3 {
 		t.Fatalf("third attempt: %+v", tk)
 	}
-	failed := c.Leave(3)
+	failed := leave(c, 3)
 	if len(failed) != 1 || failed[0].ID != 1 {
 		t.Fatalf("after 3 attempts: %v", failed)
 	}
@@ -157,24 +177,24 @@ func TestRedeliveryAndAttempts(t *testing.T) {
 }
 
 func TestCancelOrigin(t *testing.T) {
-	c := New(100, 0)
+	c := newCore(100, 0)
 	a, b := new(int), new(int)
-	c.Submit(task(1, "f", a))
-	c.Submit(task(2, "f", b))
-	c.Submit(task(3, "f", a))
+	c.Submit(task(1, "f", a), t0)
+	c.Submit(task(2, "f", b), t0)
+	c.Submit(task(3, "f", a), t0)
 	dropped := c.Cancel(a)
 	if len(dropped) != 2 || c.Queued() != 1 {
 		t.Fatalf("dropped %v, %d left", dropped, c.Queued())
 	}
 	c.Join(1, nil)
 	c.Grant(1, 5)
-	if _, tk, _ := c.Next(); tk.ID != 2 {
+	if _, tk, _ := c.Next(t0); tk.ID != 2 {
 		t.Fatalf("left task: %v", tk)
 	}
 }
 
 func TestAbsurdCredit(t *testing.T) {
-	c := New(10, 0)
+	c := newCore(10, 0)
 	c.Join(1, nil)
 	c.Grant(1, 1<<30)
 	c.Grant(1, 1<<30)
@@ -191,19 +211,19 @@ func TestAbsurdCredit(t *testing.T) {
 }
 
 func TestLeaveKeepsRoundRobinIndexValid(t *testing.T) {
-	c := New(100, 0)
+	c := newCore(100, 0)
 	for id := WorkerID(1); id <= 3; id++ {
 		c.Join(id, nil)
 		c.Grant(id, 100)
 	}
 	for i := range 5 {
-		c.Submit(task(TaskID(i+1), "f", nil))
+		c.Submit(task(TaskID(i+1), "f", nil), t0)
 	}
-	c.Next()
-	c.Next() // next is now worker 3
-	c.Leave(3)
-	c.Leave(1)
-	if w, _, ok := c.Next(); !ok || w != 2 {
+	c.Next(t0)
+	c.Next(t0) // next is now worker 3
+	leave(c, 3)
+	leave(c, 1)
+	if w, _, ok := c.Next(t0); !ok || w != 2 {
 		t.Fatalf("after leaves: %v %v", w, ok)
 	}
 }
@@ -211,9 +231,9 @@ func TestLeaveKeepsRoundRobinIndexValid(t *testing.T) {
 // A task that kills every worker fails alone: the tasks that shared a
 // worker with it once are isolated from it afterwards.
 func TestPoisonDiesAlone(t *testing.T) {
-	c := New(100, 3)
+	c := newCore(100, 3)
 	for i := range 10 {
-		c.Submit(task(TaskID(i+1), "f", nil))
+		c.Submit(task(TaskID(i+1), "f", nil), t0)
 	}
 	var failed []*Task
 	next := WorkerID(1)
@@ -224,20 +244,20 @@ func TestPoisonDiesAlone(t *testing.T) {
 		c.Grant(w, 4)
 		var holdsPoison bool
 		for {
-			_, tk, ok := c.Next()
+			_, tk, ok := c.Next(t0)
 			if !ok {
 				break
 			}
 			holdsPoison = holdsPoison || tk.ID == 1
 		}
 		if holdsPoison {
-			failed = append(failed, c.Leave(w)...) // task 1 kills the worker
+			failed = append(failed, leave(c, w)...) // task 1 kills the worker
 			continue
 		}
 		for _, tk := range heldBy(c, w) {
 			c.Done(w, tk)
 		}
-		c.Leave(w)
+		leave(c, w)
 	}
 	if len(failed) != 1 || failed[0].ID != 1 {
 		t.Fatalf("failed: %v; want task 1 alone", failed)
@@ -250,4 +270,399 @@ func heldBy(c *Core, w WorkerID) []TaskID {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// check walks every structure of the core and fails on any disagreement:
+// each waiting task is in exactly one list of its function's queue, in its
+// origin's list and in the deadline heap when it has a deadline; each held
+// task is in its worker's set alone; the counts match.
+func check(t *testing.T, c *Core) {
+	t.Helper()
+	waiting := map[*Task]bool{}
+	for fn, q := range c.queues {
+		if q.fn != fn {
+			t.Fatalf("queue %q filed under %q", q.fn, fn)
+		}
+		n := 0
+		for _, l := range []*list{&q.retry, &q.fresh} {
+			var prev *Task
+			for x := l.head; x != nil; x = x.next {
+				if x.prev != prev || x.q != q || x.holder != nil || waiting[x] {
+					t.Fatalf("task %d badly linked in %q", x.ID, fn)
+				}
+				if (l == &q.retry) != x.retry {
+					t.Fatalf("task %d in the wrong list of %q", x.ID, fn)
+				}
+				if prev != nil && l == &q.retry && prev.ID > x.ID {
+					t.Fatalf("retry list of %q out of order", fn)
+				}
+				waiting[x] = true
+				prev = x
+				n++
+			}
+			if l.tail != prev {
+				t.Fatalf("tail of %q", fn)
+			}
+		}
+		if n != q.n || (n > 0) != (c.active[fn] == q) {
+			t.Fatalf("queue %q: %d tasks, counted %d, active %v", fn, n, q.n, c.active[fn] != nil)
+		}
+		if n == 0 && q.servers == 0 {
+			t.Fatalf("queue %q kept with nothing in it", fn)
+		}
+	}
+	if len(waiting) != c.Queued() {
+		t.Fatalf("%d tasks waiting, Queued says %d", len(waiting), c.Queued())
+	}
+	inOrigins := 0
+	for o, ot := range c.origins {
+		if ot.head == nil {
+			t.Fatal("empty origin kept")
+		}
+		for x := ot.head; x != nil; x = x.onext {
+			if x.Origin != o || !waiting[x] {
+				t.Fatalf("task %d in the wrong origin list", x.ID)
+			}
+			inOrigins++
+		}
+	}
+	withDeadline := 0
+	for x := range waiting {
+		if x.Origin != nil {
+			inOrigins--
+		}
+		if !x.Deadline.IsZero() {
+			withDeadline++
+			if c.deadlines.tasks[x.idx[0]] != x {
+				t.Fatalf("task %d lost in the deadline heap", x.ID)
+			}
+		}
+	}
+	if inOrigins != 0 || withDeadline != c.deadlines.Len() {
+		t.Fatalf("origin lists off by %d; %d deadlines, heap %d", inOrigins, withDeadline, c.deadlines.Len())
+	}
+	held, timed := 0, 0
+	for _, w := range c.byID {
+		suspects := 0
+		for id, x := range w.held {
+			if x.ID != id || x.holder != w || waiting[x] {
+				t.Fatalf("held task %d badly kept", id)
+			}
+			if x.Attempts > 1 {
+				suspects++
+			}
+			if x.idx[1] >= 0 {
+				timed++
+			}
+		}
+		if suspects != w.suspects || suspects > 1 {
+			t.Fatalf("worker %d: %d suspects, counted %d", w.id, suspects, w.suspects)
+		}
+		held += len(w.held)
+	}
+	if held != c.InFlight() || timed != c.timeouts.Len() {
+		t.Fatalf("%d held (InFlight %d), %d timed (heap %d)", held, c.InFlight(), timed, c.timeouts.Len())
+	}
+}
+
+// A worker of one function takes its task at once, however many tasks of
+// another function wait before it.
+func TestBacklogOfOneFunctionHidesNoOther(t *testing.T) {
+	c := New(Config{Capacity: 20000})
+	c.Join(1, []string{"slow"})
+	c.Join(2, []string{"fast"})
+	c.Grant(1, 1)
+	for i := range 10000 {
+		if err := c.Submit(task(TaskID(i+1), "slow", nil), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w, tk, ok := c.Next(t0); !ok || w != 1 || tk.ID != 1 {
+		t.Fatalf("slow worker: %v %v %v", w, tk, ok)
+	}
+	c.Submit(task(10001, "fast", nil), t0)
+	c.Grant(2, 1)
+	if w, tk, ok := c.Next(t0); !ok || w != 2 || tk.ID != 10001 {
+		t.Fatalf("the fast worker did not get its task past the backlog: %v %v %v", w, tk, ok)
+	}
+	check(t, c)
+}
+
+// Without WaitForWorkers a function nobody serves is refused at once, and
+// the functions served are listed.
+func TestUnservedFunctionRefusedAtOnce(t *testing.T) {
+	c := New(Config{Capacity: 10})
+	if err := c.Submit(task(1, "foo", nil), t0); !errors.Is(err, ErrNoWorker) {
+		t.Fatalf("no worker at all: %v", err)
+	}
+	c.Join(1, []string{"foo", "bar"})
+	if err := c.Submit(task(2, "nobody", nil), t0); !errors.Is(err, ErrNoWorker) {
+		t.Fatalf("unserved function: %v", err)
+	}
+	if err := c.Submit(task(3, "foo", nil), t0); err != nil {
+		t.Fatal(err)
+	}
+	names, every := c.Functions(10)
+	if len(names) != 2 || names[0] != "bar" || names[1] != "foo" || every {
+		t.Fatalf("functions: %v %v", names, every)
+	}
+	if !c.Serves("foo") || c.Serves("nobody") {
+		t.Fatal("Serves")
+	}
+	c.Join(2, nil)
+	if !c.Serves("nobody") {
+		t.Fatal("a worker of every function serves anything")
+	}
+	check(t, c)
+}
+
+// With WaitForWorkers a task waits that long for a worker, and no longer.
+func TestWaitForWorkers(t *testing.T) {
+	c := New(Config{Capacity: 10, WaitForWorkers: time.Second})
+	c.Submit(task(1, "foo", nil), t0)
+	c.Submit(task(2, "foo", nil), t0.Add(500*time.Millisecond))
+	if at, ok := c.NextDeadline(); !ok || !at.Equal(t0.Add(time.Second)) {
+		t.Fatalf("next deadline %v %v", at, ok)
+	}
+	if f := c.Expire(t0.Add(999 * time.Millisecond)); len(f) != 0 {
+		t.Fatalf("expired early: %v", f)
+	}
+	f := c.Expire(t0.Add(time.Second))
+	if len(f) != 2 || f[0].Task.ID != 1 || f[0].Reason != NoWorker || f[1].Reason != NoWorker {
+		t.Fatalf("after the wait: %v", f)
+	}
+	// A worker that comes in time takes the task, and the wait is over.
+	c.Submit(task(3, "bar", nil), t0)
+	c.Join(1, []string{"bar"})
+	if _, ok := c.NextDeadline(); ok {
+		t.Fatal("still waiting on time after a worker came")
+	}
+	c.Grant(1, 1)
+	if _, tk, ok := c.Next(t0); !ok || tk.ID != 3 {
+		t.Fatalf("joiner: %v %v", tk, ok)
+	}
+	check(t, c)
+}
+
+// When the last worker of a function leaves, its waiting and held tasks
+// fail with NoWorker rather than wait for ever; other functions are not
+// touched.
+func TestLastWorkerLeaves(t *testing.T) {
+	c := New(Config{Capacity: 10})
+	c.Join(1, []string{"foo"})
+	c.Join(2, []string{"bar"})
+	c.Grant(1, 1)
+	c.Submit(task(1, "foo", nil), t0)
+	c.Submit(task(2, "foo", nil), t0)
+	c.Submit(task(3, "bar", nil), t0)
+	c.Next(t0) // 1 to worker 1
+	f := c.Leave(1, t0)
+	if len(f) != 2 || f[0].Task.ID != 1 || f[1].Task.ID != 2 || f[0].Reason != NoWorker {
+		t.Fatalf("failed: %v", f)
+	}
+	if c.Queued() != 1 {
+		t.Fatalf("bar's task went too: %d queued", c.Queued())
+	}
+	check(t, c)
+	// A worker of every function leaving orphans what nobody names.
+	c.Join(3, nil)
+	c.Submit(task(4, "baz", nil), t0)
+	if f := c.Leave(3, t0); len(f) != 1 || f[0].Task.ID != 4 {
+		t.Fatalf("after the wildcard left: %v", f)
+	}
+	check(t, c)
+}
+
+// A waiting task past its deadline leaves the queue; one already past it
+// is refused.
+func TestDeadlines(t *testing.T) {
+	c := New(Config{Capacity: 10})
+	c.Join(1, nil)
+	a := task(1, "f", nil)
+	a.Deadline = t0.Add(2 * time.Second)
+	b := task(2, "f", nil)
+	b.Deadline = t0.Add(time.Second)
+	c.Submit(a, t0)
+	c.Submit(b, t0)
+	c.Submit(task(3, "f", nil), t0)
+	if at, _ := c.NextDeadline(); !at.Equal(b.Deadline) {
+		t.Fatalf("next deadline %v", at)
+	}
+	f := c.Expire(t0.Add(1500 * time.Millisecond))
+	if len(f) != 1 || f[0].Task != b || f[0].Reason != Expired {
+		t.Fatalf("expired: %v", f)
+	}
+	late := task(4, "f", nil)
+	late.Deadline = t0
+	if err := c.Submit(late, t0); !errors.Is(err, ErrExpired) {
+		t.Fatalf("late task: %v", err)
+	}
+	// A task handed out is past expiry: its worker has it.
+	c.Grant(1, 1)
+	if _, tk, _ := c.Next(t0); tk != a {
+		t.Fatalf("next: %v", tk)
+	}
+	if f := c.Expire(t0.Add(time.Hour)); len(f) != 0 {
+		t.Fatalf("a held task expired: %v", f)
+	}
+	check(t, c)
+}
+
+// A task held past the task timeout goes to another worker; the late
+// finish of the first is ignored, and its credit stays spent; after
+// MaxAttempts the task fails.
+func TestTaskTimeout(t *testing.T) {
+	c := New(Config{Capacity: 10, MaxAttempts: 2, TaskTimeout: time.Minute})
+	c.Join(1, nil)
+	c.Join(2, nil)
+	c.Grant(1, 1)
+	c.Submit(task(1, "f", nil), t0)
+	if w, _, _ := c.Next(t0); w != 1 {
+		t.Fatal("worker 1 first")
+	}
+	if at, _ := c.NextDeadline(); !at.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("next deadline %v", at)
+	}
+	if f := c.Expire(t0.Add(time.Minute)); len(f) != 0 || c.Queued() != 1 || c.Requeued() != 1 {
+		t.Fatalf("after the timeout: %v, %d queued", f, c.Queued())
+	}
+	if c.Credit(1) != 0 {
+		t.Fatal("the timed-out worker got its credit back")
+	}
+	if _, ok := c.Done(1, 1); ok {
+		t.Fatal("late finish accepted")
+	}
+	c.Grant(2, 1)
+	if w, tk, _ := c.Next(t0.Add(time.Minute)); w != 2 || tk.Attempts != 2 {
+		t.Fatalf("second worker: %v %+v", w, tk)
+	}
+	f := c.Expire(t0.Add(2 * time.Minute))
+	if len(f) != 1 || f[0].Reason != TimedOut || c.Queued() != 0 || c.InFlight() != 0 {
+		t.Fatalf("after the second timeout: %v", f)
+	}
+	check(t, c)
+}
+
+// The waiting tasks of an origin leave at once, however many.
+func TestCancelManyTasks(t *testing.T) {
+	c := New(Config{Capacity: 20000})
+	c.Join(1, []string{"f"})
+	gone, other := new(int), new(int)
+	for i := range 10000 {
+		c.Submit(task(TaskID(i+1), "f", gone), t0)
+	}
+	c.Submit(task(10001, "f", other), t0)
+	if n := len(c.Cancel(gone)); n != 10000 || c.Queued() != 1 {
+		t.Fatalf("cancelled %d, %d left", n, c.Queued())
+	}
+	c.Grant(1, 1)
+	if _, tk, _ := c.Next(t0); tk.ID != 10001 {
+		t.Fatalf("next: %v", tk)
+	}
+	check(t, c)
+}
+
+// A long random run of every event keeps every structure consistent.
+func TestRandomEventsKeepInvariants(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	c := New(Config{Capacity: 200, MaxAttempts: 3, TaskTimeout: 10 * time.Second, WaitForWorkers: 5 * time.Second, ReplaceWait: 2 * time.Second})
+	fns := []string{"a", "b", "c"}
+	origins := []any{new(int), new(int), new(int)}
+	now := t0
+	nextTask, nextWorker := TaskID(1), WorkerID(1)
+	var live []WorkerID
+	failed := 0
+	for step := range 20000 {
+		switch r.IntN(8) {
+		case 0:
+			var fs []string
+			if r.IntN(3) > 0 {
+				fs = []string{fns[r.IntN(3)]}
+			}
+			c.Join(nextWorker, fs)
+			c.Grant(nextWorker, 1+r.IntN(4))
+			live = append(live, nextWorker)
+			nextWorker++
+		case 1:
+			if len(live) > 0 {
+				i := r.IntN(len(live))
+				failed += len(c.Leave(live[i], now))
+				live = append(live[:i], live[i+1:]...)
+			}
+		case 2, 3:
+			tk := task(nextTask, fns[r.IntN(3)], origins[r.IntN(3)])
+			if r.IntN(2) == 0 {
+				tk.Deadline = now.Add(time.Duration(r.IntN(20)) * time.Second)
+			}
+			nextTask++
+			c.Submit(tk, now)
+		case 4:
+			c.Next(now)
+		case 5:
+			if len(live) > 0 {
+				w := live[r.IntN(len(live))]
+				for id := range c.byID[w].held {
+					c.Done(w, id)
+					c.Grant(w, 1)
+					break
+				}
+			}
+		case 6:
+			now = now.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
+			failed += len(c.Expire(now))
+		case 7:
+			if r.IntN(10) == 0 {
+				c.Cancel(origins[r.IntN(3)])
+			}
+		}
+		if step%97 == 0 {
+			check(t, c)
+		}
+	}
+	check(t, c)
+	if failed == 0 || c.Requeued() == 0 {
+		t.Fatalf("the run exercised too little: %d failed, %d requeued", failed, c.Requeued())
+	}
+}
+
+// When the last worker of a function leaves, its tasks and new ones wait
+// ReplaceWait for a replacement; a function never served is still refused.
+func TestReplaceWait(t *testing.T) {
+	c := New(Config{Capacity: 10, ReplaceWait: 5 * time.Second})
+	c.Join(1, []string{"foo"})
+	c.Grant(1, 1)
+	c.Submit(task(1, "foo", nil), t0)
+	c.Next(t0)
+	if f := c.Leave(1, t0); len(f) != 0 || c.Queued() != 1 {
+		t.Fatalf("held task failed at once: %v", f)
+	}
+	if err := c.Submit(task(2, "foo", nil), t0.Add(time.Second)); err != nil {
+		t.Fatalf("new task during the replacement wait: %v", err)
+	}
+	if err := c.Submit(task(3, "bar", nil), t0); !errors.Is(err, ErrNoWorker) {
+		t.Fatalf("never served: %v", err)
+	}
+	if at, _ := c.NextDeadline(); !at.Equal(t0.Add(5 * time.Second)) {
+		t.Fatalf("next deadline %v", at)
+	}
+	// The replacement comes in time and takes the task handed out before.
+	c.Join(2, []string{"foo"})
+	c.Grant(2, 1)
+	if _, tk, _ := c.Next(t0.Add(2 * time.Second)); tk.ID != 1 || tk.Attempts != 2 {
+		t.Fatalf("replacement got %+v", tk)
+	}
+	check(t, c)
+	// It leaves too, and nobody comes: everything fails after the wait.
+	c.Leave(2, t0.Add(3*time.Second))
+	if f := c.Expire(t0.Add(7 * time.Second)); len(f) != 0 {
+		t.Fatalf("failed before the wait: %v", f)
+	}
+	f := c.Expire(t0.Add(8 * time.Second))
+	if len(f) != 2 || f[0].Reason != NoWorker {
+		t.Fatalf("after the wait: %v", f)
+	}
+	if err := c.Submit(task(4, "foo", nil), t0.Add(9*time.Second)); !errors.Is(err, ErrNoWorker) {
+		t.Fatalf("after the wait: %v", err)
+	}
+	check(t, c)
 }

@@ -6,6 +6,8 @@
 package route
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -176,11 +178,16 @@ func (c Check) Admit(m *palmv1.PalmMessage) (Step, error) {
 }
 
 // ErrorOf converts an error into the Error a failed reply carries, keeping
-// the gRPC code of a status error (Unknown for any other error). The Error
+// the gRPC code of a status error (DeadlineExceeded or Canceled for a
+// context's error, Unknown for any other error). The Error
 // names step, unless step is the zero Step (the message named no step that
 // could be read), when it names none.
 func ErrorOf(err error, step Step) *palmv1.Error {
-	st, _ := status.FromError(err)
+	st, ok := status.FromError(err)
+	if !ok && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		// A function that gave up with its context: say which way.
+		st = status.New(status.FromContextError(err).Code(), err.Error())
+	}
 	e := &palmv1.Error{Code: uint32(st.Code()), Message: st.Message()}
 	if step != (Step{}) {
 		e.Function = step.String()

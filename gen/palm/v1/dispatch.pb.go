@@ -267,7 +267,15 @@ type Task struct {
 	// The master's identifier for the task, unique within the stream.
 	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The message; the step at `stage` of `function` names the function to run.
-	Message       *PalmMessage `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Message *PalmMessage `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// How long, in milliseconds from receipt, the task may run before its
+	// client no longer wants the result (what remains of the client's
+	// deadline); 0 for no limit. A worker should stop the function when it
+	// runs out (palm's Go worker cancels the function's context) and report
+	// the task done with DEADLINE_EXCEEDED. Separately, a master with a task
+	// timeout gives a task it has had no done for within that time to
+	// another worker, and ignores what the first sends for it afterwards.
+	TimeoutMs     uint64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -314,6 +322,13 @@ func (x *Task) GetMessage() *PalmMessage {
 		return x.Message
 	}
 	return nil
+}
+
+func (x *Task) GetTimeoutMs() uint64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
 }
 
 // TaskResult is one message a task produced.
@@ -448,10 +463,12 @@ const file_palm_v1_dispatch_proto_rawDesc = "" +
 	"\x05tasks\x18\x02 \x03(\v2\r.palm.v1.TaskR\x05tasks\x12\x14\n" +
 	"\x05drain\x18\x03 \x01(\bR\x05drain\"!\n" +
 	"\aWelcome\x12\x16\n" +
-	"\x06master\x18\x01 \x01(\tR\x06master\"F\n" +
+	"\x06master\x18\x01 \x01(\tR\x06master\"e\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
-	"\amessage\x18\x02 \x01(\v2\x14.palm.v1.PalmMessageR\amessage\"U\n" +
+	"\amessage\x18\x02 \x01(\v2\x14.palm.v1.PalmMessageR\amessage\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x04R\ttimeoutMs\"U\n" +
 	"\n" +
 	"TaskResult\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12.\n" +

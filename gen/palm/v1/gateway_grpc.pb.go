@@ -70,9 +70,14 @@ type GatewayServiceClient interface {
 	//     been passed on: its replies come from the last component, to the
 	//     client's subscription there.
 	//   - The server takes at most a window of unfinished messages per stream
-	//     (1024 by default) and stops reading while the window is full, so a
-	//     client that does not read its replies slows down instead of growing the
-	//     server's memory.
+	//     (1024 messages and 32 MiB of payload, with the replies waiting, by
+	//     default) and stops reading while the window is full, so a client that
+	//     does not read its replies slows down instead of growing the server's
+	//     memory. A client whose replies fill the server's queue and that reads
+	//     none of them for 10 s is cut with RESOURCE_EXHAUSTED.
+	//   - A message may carry `timeout_ms`: a master answers it with
+	//     DEADLINE_EXCEEDED, on the stream, when the time runs out before a
+	//     worker takes it.
 	//   - Half-close the stream when done sending; the server ends the call with
 	//     OK once everything sent has been completed. On shutdown the server
 	//     finishes what it holds, then ends the call with UNAVAILABLE.
@@ -157,9 +162,14 @@ type GatewayServiceServer interface {
 	//     been passed on: its replies come from the last component, to the
 	//     client's subscription there.
 	//   - The server takes at most a window of unfinished messages per stream
-	//     (1024 by default) and stops reading while the window is full, so a
-	//     client that does not read its replies slows down instead of growing the
-	//     server's memory.
+	//     (1024 messages and 32 MiB of payload, with the replies waiting, by
+	//     default) and stops reading while the window is full, so a client that
+	//     does not read its replies slows down instead of growing the server's
+	//     memory. A client whose replies fill the server's queue and that reads
+	//     none of them for 10 s is cut with RESOURCE_EXHAUSTED.
+	//   - A message may carry `timeout_ms`: a master answers it with
+	//     DEADLINE_EXCEEDED, on the stream, when the time runs out before a
+	//     worker takes it.
 	//   - Half-close the stream when done sending; the server ends the call with
 	//     OK once everything sent has been completed. On shutdown the server
 	//     finishes what it holds, then ends the call with UNAVAILABLE.

@@ -60,7 +60,14 @@ type PalmMessage struct {
 	// numbers the messages of a job (any scheme it likes; palm's client counts
 	// from 1) and every reply derived from a message carries its number back,
 	// so the client can tell which message a reply or an error belongs to.
-	Sequence      uint64 `protobuf:"varint,8,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,8,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// How long, in milliseconds from when a component receives the message,
+	// it is still worth working on; 0 for no limit. palm's client sets it from
+	// the deadline of the job's context. A master drops a message still
+	// waiting for a worker when the time runs out, answering it with
+	// DEADLINE_EXCEEDED, and hands the time that remains to the worker with
+	// the task (Task.timeout_ms).
+	TimeoutMs     uint64 `protobuf:"varint,9,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -151,6 +158,13 @@ func (x *PalmMessage) GetSequence() uint64 {
 	return 0
 }
 
+func (x *PalmMessage) GetTimeoutMs() uint64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
 // Error describes why a step failed for one message.
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -221,7 +235,7 @@ var File_palm_v1_message_proto protoreflect.FileDescriptor
 
 const file_palm_v1_message_proto_rawDesc = "" +
 	"\n" +
-	"\x15palm/v1/message.proto\x12\apalm.v1\"\xe5\x01\n" +
+	"\x15palm/v1/message.proto\x12\apalm.v1\"\x84\x02\n" +
 	"\vPalmMessage\x12\x1a\n" +
 	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x16\n" +
 	"\x06client\x18\x02 \x01(\tR\x06client\x12\x14\n" +
@@ -230,7 +244,9 @@ const file_palm_v1_message_proto_rawDesc = "" +
 	"\x05cache\x18\x05 \x01(\tR\x05cache\x12\x18\n" +
 	"\apayload\x18\x06 \x01(\fR\apayload\x12$\n" +
 	"\x05error\x18\a \x01(\v2\x0e.palm.v1.ErrorR\x05error\x12\x1a\n" +
-	"\bsequence\x18\b \x01(\x04R\bsequence\"Q\n" +
+	"\bsequence\x18\b \x01(\x04R\bsequence\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\t \x01(\x04R\ttimeoutMs\"Q\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +

@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,7 @@ func main() {
 	delay := flag.Duration("delay", 0, "how long each task takes")
 	logTasks := flag.Bool("log-tasks", false, `log "task started" and "handled" for each task, at INFO on standard error`)
 	watchStdin := flag.Bool("watch-stdin", false, "stop gracefully when standard input closes")
+	functions := flag.String("functions", "foo", "the functions served, separated by commas; each does what foo does")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -62,7 +64,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testworker:", err)
 		os.Exit(2)
 	}
-	w.HandleFunc("foo", func(ctx context.Context, payload []byte) ([]byte, error) {
+	foo := func(ctx context.Context, payload []byte) ([]byte, error) {
 		if string(payload) == "poison" {
 			// Die holding the task, with no chance to report anything.
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -84,7 +86,10 @@ func main() {
 			w.Logger().Info("handled", "payload", string(payload))
 		}
 		return fmt.Appendf(nil, "%s processed %s", *name, payload), nil
-	})
+	}
+	for _, f := range strings.Split(*functions, ",") {
+		w.HandleFunc(f, foo)
+	}
 	if err := w.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "testworker:", err)
 		os.Exit(1)
