@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -259,25 +260,36 @@ type Runner interface {
 }
 
 // ServeWith runs r, then serves on lis as Serve does; once serving has
-// stopped it stops r and waits for it, at most the stop timeout: a user
-// function that ignores its context cannot be stopped from outside, and is
-// left behind rather than allowed to hold the stop forever.
+// stopped it stops r and waits for it with what is left of the stop
+// timeout (and a tenth of a second at least, for a runner that respects
+// its context to return): a user function that ignores its context cannot
+// be stopped from outside, and is left behind rather than allowed to hold
+// the stop past its bound.
 func (s *Server) ServeWith(ctx context.Context, lis net.Listener, r Runner, drain func(context.Context) error) error {
 	runCtx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- r.Run(runCtx) }()
+	var stopBy atomic.Int64 // when the stop timeout ends, in Unix nanoseconds
+	unwatch := context.AfterFunc(ctx, func() { stopBy.Store(time.Now().Add(s.cfg.StopTimeout).UnixNano()) })
+	defer unwatch()
 	s.logger.Info("serving", "address", lis.Addr().String(), "tls", s.cfg.TLS != nil)
 	if s.cfg.TLS == nil && !onLoopback(lis.Addr()) {
 		s.logger.Warn("serving in plaintext beyond this machine: anyone on the network can read and send messages; use palm.WithTLS (see docs/security.md)", "address", lis.Addr().String())
 	}
 	err := s.Serve(ctx, lis, drain)
 	stop()
+	left := s.cfg.StopTimeout
+	if by := stopBy.Load(); by != 0 {
+		left = time.Until(time.Unix(0, by))
+	}
+	wait := time.NewTimer(max(left, 100*time.Millisecond))
+	defer wait.Stop()
 	select {
 	case rerr := <-ran:
 		if err == nil {
 			err = rerr
 		}
-	case <-time.After(s.cfg.StopTimeout):
+	case <-wait.C:
 		s.logger.Warn("stopped with a function call still running: the function ignores its context", "timeout", s.cfg.StopTimeout)
 	}
 	return err
