@@ -203,7 +203,7 @@ func (f *failures) admit(c caller) error {
 	defer f.tidy(now)
 	var err error
 	if b := f.conns.lookup(c.conn, now); b != nil && b.tokens < 1 {
-		err = status.Errorf(codes.ResourceExhausted, "too many failed authentications on this connection from %s; retry after %v on a new connection, or fix the token or certificate", c.remote, roundUp(f.conns.wait(b)))
+		err = status.Errorf(codes.ResourceExhausted, "too many failed authentications on this connection from %s; retry after %v, and fix the token or certificate", c.remote, roundUp(f.conns.wait(b)))
 	}
 	if b := f.addrs.lookup(c.addr, now); b != nil && b.tokens < 1 {
 		err = status.Errorf(codes.ResourceExhausted, "too many failed authentications from %s; retry after %v, and fix the token or certificate", c.addr, roundUp(f.addrs.wait(b)))
