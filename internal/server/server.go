@@ -273,6 +273,9 @@ func (s *Server) ServeWith(ctx context.Context, lis net.Listener, r Runner, drai
 	ran := make(chan error, 1)
 	go func() { ran <- r.Run(runCtx) }()
 	s.logger.Info("serving", "address", lis.Addr().String(), "tls", s.cfg.TLS != nil)
+	if s.cfg.TLS == nil && len(s.cfg.Tokens) > 0 {
+		s.logger.Warn("accepting bearer tokens without TLS (WithInsecureTokens): anyone who sees the traffic can read them and use them; use palm.WithTLS (see docs/security.md)", "address", lis.Addr().String())
+	}
 	if s.cfg.TLS == nil && !onLoopback(lis.Addr()) {
 		s.logger.Warn("serving in plaintext beyond this machine: anyone on the network can read and send messages; use palm.WithTLS (see docs/security.md)", "address", lis.Addr().String())
 	}
