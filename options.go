@@ -3,7 +3,6 @@ package palm
 import (
 	"crypto/sha256"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -128,20 +127,28 @@ const (
 	AllRoles = UseGateway | UseCache | UseDispatch | UseSubscribe | UseProbes | UseStream
 )
 
+// MinTokenLength is the shortest bearer token palm accepts, in bytes:
+// WithTokens, WithToken and the palm command's --tokens file refuse
+// shorter ones.
+const MinTokenLength = config.MinTokenLength
+
 // WithTokens makes a server require a bearer token on every call (health
 // and reflection aside, see WithClosedProbes), each token granting its
 // permissions: a call without a known token fails with Unauthenticated,
 // one whose token does not allow the service with PermissionDenied.
-// Tokens travel in the clear without TLS: combine with WithTLS. Dialers
-// send theirs with WithToken.
+// Every token must be at least 16 bytes long. The server needs TLS
+// (WithTLS) too, or its constructor fails: without TLS the tokens would
+// travel in the clear, unless WithInsecureTokens accepts that. Dialers
+// send theirs with WithToken. Failed authentications are rate-limited per
+// peer address and per connection (see docs/security.md).
 func WithTokens(tokens map[string]Permission) Option {
 	return func(c *config.Config) {
 		if c.Tokens == nil {
 			c.Tokens = map[[32]byte]uint8{}
 		}
 		for t, p := range tokens {
-			if t == "" {
-				c.Fail(errors.New("palm: WithTokens: a token is empty"))
+			if err := config.CheckToken(t); err != nil {
+				c.Fail(fmt.Errorf("palm: WithTokens: %w", err))
 				return
 			}
 			c.Tokens[sha256.Sum256([]byte(t))] |= uint8(p)
@@ -171,16 +178,27 @@ func WithClosedProbes() Option {
 }
 
 // WithToken makes a client, a worker or a stage send token as a bearer
-// token on every call. It needs TLS (WithTLS): gRPC refuses to send it in
-// the clear.
+// token on every call. The token must be at least 16 bytes long. It needs
+// TLS (WithTLS): palm's dialers refuse to send it in the clear, unless
+// WithInsecureTokens is given too. (Other gRPC runtimes, and grpcurl,
+// send a token without TLS if asked to.)
 func WithToken(token string) Option {
 	return func(c *config.Config) {
-		if token == "" {
-			c.Fail(errors.New("palm: WithToken: the token is empty"))
+		if err := config.CheckToken(token); err != nil {
+			c.Fail(fmt.Errorf("palm: WithToken: %w", err))
 			return
 		}
 		c.Token = token
 	}
+}
+
+// WithInsecureTokens lets bearer tokens travel without TLS: a server with
+// WithTokens and no WithTLS starts (its constructor fails otherwise), and
+// a dialer with WithToken and no WithTLS sends its token in the clear.
+// Anyone who can see the traffic can then read the tokens and use them.
+// For a single machine's loopback interface, or tests. Default: off.
+func WithInsecureTokens() Option {
+	return func(c *config.Config) { c.InsecureTokens = true }
 }
 
 // DialOptions returns the gRPC dial options palm's own dialers would use

@@ -23,7 +23,7 @@ import (
 func TestTokens(t *testing.T) {
 	ca := palmtest.NewCA(t, "palm")
 	cert, key, _ := ca.Issue(t, "master")
-	tokens := palm.WithTokens(map[string]palm.Permission{"client-secret": palm.ClientRole, "worker-secret": palm.WorkerRole})
+	tokens := palm.WithTokens(map[string]palm.Permission{"client-secret-0123456789": palm.ClientRole, "worker-secret-0123456789": palm.WorkerRole})
 	m, err := master.New("server", quietLog(t), tokens, tlsOption(t, palm.TLSFiles{Cert: cert, Key: key}))
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +39,8 @@ func TestTokens(t *testing.T) {
 		msg  string
 	}{
 		{"no token", nil, codes.Unauthenticated, "requires authentication"},
-		{"an unknown token", []palm.Option{palm.WithToken("guess")}, codes.Unauthenticated, "not known"},
-		{"a client's token", []palm.Option{palm.WithToken("client-secret")}, codes.PermissionDenied, "DispatchService"},
+		{"an unknown token", []palm.Option{palm.WithToken("a-guess-0123456789")}, codes.Unauthenticated, "not known"},
+		{"a client's token", []palm.Option{palm.WithToken("client-secret-0123456789")}, codes.PermissionDenied, "DispatchService"},
 	} {
 		conn, err := grpc.NewClient(addr, dialTLS(t, ca, tc.opts...)...)
 		if err != nil {
@@ -55,10 +55,10 @@ func TestTokens(t *testing.T) {
 		}
 		conn.Close()
 	}
-	startWorkers(t, addr, 1, trust, palm.WithToken("worker-secret"))
+	startWorkers(t, addr, 1, trust, palm.WithToken("worker-secret-0123456789"))
 	palmtest.Eventually(t, 10*time.Second, "the worker joined", func() bool { return m.Workers() == 1 })
 
-	c, err := client.New("server", addr, quietLog(t), trust, palm.WithToken("client-secret"))
+	c, err := client.New("server", addr, quietLog(t), trust, palm.WithToken("client-secret-0123456789"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestTokens(t *testing.T) {
 	if got, err := c.Eval(shortCtx(t, 10*time.Second), "server.foo", []byte("x")); err != nil || string(got) != "worker1 processed x" {
 		t.Fatalf("a client with its token: %q, %v", got, err)
 	}
-	w, err := client.New("server", addr, quietLog(t), trust, palm.WithToken("worker-secret"))
+	w, err := client.New("server", addr, quietLog(t), trust, palm.WithToken("worker-secret-0123456789"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func (s *serving) flags(f *pflag.FlagSet, addr string, what ...string) {
 	f.DurationVar(&s.stopTimeout, "stop-timeout", 10*time.Second, "on SIGINT or SIGTERM, finish what is held for at most this long")
 	f.DurationVar(&s.slowSubscriber, "slow-subscriber-timeout", 10*time.Second, "end a subscription that has not read for this long while a message waits for it")
 	f.BoolVar(&s.clientAuth, "client-auth", false, "require client certificates signed by --cacert (mutual TLS)")
-	f.StringVar(&s.tokens, "tokens", "", "file of accepted bearer tokens, one per line: ROLE TOKEN, ROLE one of client, worker, stage, all")
+	f.StringVar(&s.tokens, "tokens", "", "file of accepted bearer tokens, one per line: ROLE TOKEN, ROLE one of client, worker, stage, all; each token at least 16 bytes (needs --cert and --key, or --insecure-tokens)")
 	f.IntVar(&s.cacheMaxBytes, "cache-max-bytes", kv.DefaultMaxBytes, "most bytes the cache holds, keys and values plus 64 bytes an entry; a Set past it fails with ResourceExhausted")
 	f.IntVar(&s.cacheMaxKeys, "cache-max-keys", kv.DefaultMaxKeys, "most keys the cache holds; a Set of a new key past it fails with ResourceExhausted")
 	for _, w := range what {
@@ -94,6 +94,9 @@ func (s *serving) options(c *common, cmd *cobra.Command) ([]palm.Option, error) 
 		palm.SlowSubscriberTimeout(s.slowSubscriber))
 	if c.security.token != "" {
 		opts = append(opts, palm.WithToken(c.security.token))
+	}
+	if c.security.insecureTokens {
+		opts = append(opts, palm.WithInsecureTokens())
 	}
 	if s.metrics != "" {
 		opts = append(opts, palm.WithMetricsAddress(s.metrics))
@@ -164,11 +167,15 @@ func readTokens(file string) (map[string]palm.Permission, error) {
 			continue
 		}
 		role, token, ok := strings.Cut(line, " ")
+		token = strings.TrimSpace(token)
 		p, known := roles[role]
-		if !ok || !known || strings.TrimSpace(token) == "" {
+		if !ok || !known || token == "" {
 			return nil, fmt.Errorf("%s:%d: expected ROLE TOKEN with ROLE one of client, worker, stage, all", file, n)
 		}
-		tokens[strings.TrimSpace(token)] |= p
+		if len(token) < palm.MinTokenLength {
+			return nil, fmt.Errorf("%s:%d: the token is %d bytes: tokens must be at least %d bytes (make one with `openssl rand -hex 16`)", file, n, len(token), palm.MinTokenLength)
+		}
+		tokens[token] |= p
 	}
 	return tokens, sc.Err()
 }

@@ -15,6 +15,8 @@ type security struct {
 	files     palm.TLSFiles
 	plaintext bool
 	token     string
+	// insecureTokens lets tokens travel without TLS.
+	insecureTokens bool
 }
 
 func (s *security) flags(pf *pflag.FlagSet) {
@@ -24,7 +26,8 @@ func (s *security) flags(pf *pflag.FlagSet) {
 	pf.StringVar(&s.files.ServerName, "servername", "", "name the server's certificate must be valid for (default: the host of --address)")
 	pf.BoolVar(&s.files.Insecure, "insecure", false, "TLS without verifying the server's certificate (for tests only)")
 	pf.BoolVar(&s.plaintext, "plaintext", false, "talk without TLS; needed for an address that is not on this machine's loopback")
-	pf.StringVar(&s.token, "token", "", "bearer token to send, for servers that require one (needs TLS)")
+	pf.StringVar(&s.token, "token", "", "bearer token to send, for servers that require one (needs TLS, or --insecure-tokens)")
+	pf.BoolVar(&s.insecureTokens, "insecure-tokens", false, "let bearer tokens travel without TLS: send --token, or accept --tokens, in the clear (for one machine or tests only)")
 }
 
 // options returns the palm options of the flags for talking to address.
@@ -37,9 +40,12 @@ func (s *security) options(address string) ([]palm.Option, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.insecureTokens {
+		opts = append(opts, palm.WithInsecureTokens())
+	}
 	if s.token != "" {
-		if !tlsWanted {
-			return nil, usageError{fmt.Errorf("--token needs TLS: a bearer token is not sent in plaintext")}
+		if !tlsWanted && !s.insecureTokens {
+			return nil, usageError{fmt.Errorf("--token needs TLS: a bearer token is not sent in plaintext (give --cacert, or --insecure-tokens to send it in the clear)")}
 		}
 		opts = append(opts, palm.WithToken(s.token))
 	}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -59,4 +64,59 @@ func TestTLSFlags(t *testing.T) {
 	r = palmCmd(t, "", "eval", "--cacert", "/nonexistent.pem", "my_server.foo", "x")
 	r.want(t, 2, "")
 	r.wantStderr(t, "no such file")
+}
+
+// `palm server --tokens` without TLS refuses to start and names both
+// fixes; with --insecure-tokens (or PALM_INSECURE_TOKENS) it serves and
+// checks the tokens sent in the clear. A token file's short token is
+// refused naming its file and line.
+func TestTokensNeedTLS(t *testing.T) {
+	const token = "a-client-token-0123456789"
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("# accepted tokens\nclient "+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startRefused(t, "server", "my_server", "--listen", freeAddr(t), "--tokens", file, "--exec", "foo=cat")
+	r.want(t, 2, "")
+	r.wantStderr(t, "without TLS", "in the clear", "--cert and --key", "--insecure-tokens")
+
+	short := filepath.Join(t.TempDir(), "short")
+	if err := os.WriteFile(short, []byte("client "+token+"\n\nworker short-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = startRefused(t, "server", "my_server", "--listen", freeAddr(t), "--insecure-tokens", "--tokens", short, "--exec", "foo=cat")
+	r.want(t, 2, "")
+	r.wantStderr(t, short+":3:", "at least 16 bytes")
+	if strings.Contains(r.stderr, "short-token") {
+		t.Errorf("the error shows the token: %q", r.stderr)
+	}
+
+	if testing.Short() {
+		t.Skip("builds the command and runs processes; skipped with -short")
+	}
+	for _, env := range [][]string{nil, {"PALM_INSECURE_TOKENS=true"}} {
+		addr := freeAddr(t)
+		args := []string{"server", "my_server", "--listen", addr, "--tokens", file, "--exec", "foo=cat"}
+		if env == nil {
+			args = append(args, "--insecure-tokens")
+		}
+		srv := startPalmEnv(t, env, args...)
+		srv.waitFor(t, "serving")
+		palmCmd(t, "", "eval", timeout, "--address", addr, "--insecure-tokens", "--token", token, "my_server.foo", "x").want(t, 0, "x\n")
+		r := palmCmd(t, "", "eval", timeout, "--address", addr, "--insecure-tokens", "--token", "a-wrong-token-0123456789", "my_server.foo", "x")
+		r.want(t, 1, "")
+		r.wantStderr(t, "Unauthenticated")
+	}
+}
+
+// startRefused runs a verb that should refuse to start, in process; one
+// that serves instead is stopped after a few seconds.
+func startRefused(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	r := result{run(ctx, args, strings.NewReader(""), &stdout, &stderr), stdout.String(), stderr.String()}
+	t.Logf("palm %q: exit %d\nstderr: %q", args, r.code, r.stderr)
+	return r
 }

@@ -82,6 +82,9 @@ type Config struct {
 	Identities   map[string]uint8
 	ClosedProbes bool
 	Token        string
+	// InsecureTokens accepts tokens on a server without TLS, and lets a
+	// dialer send its token without TLS (palm.WithInsecureTokens).
+	InsecureTokens bool
 
 	role []roleOption
 	errs []error
@@ -147,7 +150,34 @@ func ApplyRole[T any](c *Config, component string, s *T) error {
 		}
 		r.apply(s)
 	}
-	return c.Err()
+	if err := c.Err(); err != nil {
+		return err
+	}
+	return c.checkTokens()
+}
+
+// MinTokenLength is the shortest bearer token palm accepts, in bytes.
+const MinTokenLength = 16
+
+// CheckToken fails for a token shorter than MinTokenLength; the error does
+// not show the token.
+func CheckToken(token string) error {
+	if len(token) < MinTokenLength {
+		return fmt.Errorf("a token of %d bytes is too short: tokens must be at least %d bytes (make one with `openssl rand -hex 16`)", len(token), MinTokenLength)
+	}
+	return nil
+}
+
+// checkTokens refuses a server that takes tokens without TLS, unless told
+// to accept it.
+func (c *Config) checkTokens() error {
+	if len(c.Tokens) == 0 || c.TLS != nil || c.InsecureTokens {
+		return nil
+	}
+	return fmt.Errorf("palm: WithTokens without TLS: the tokens would travel in the clear, " +
+		"and every gRPC client other than Go's sends them without TLS; " +
+		"serve with TLS (palm.WithTLS; the palm command: --cert and --key), " +
+		"or accept tokens in the clear with palm.WithInsecureTokens (the palm command: --insecure-tokens)")
 }
 
 // MetricsWanted reports whether the component should count metrics.
@@ -240,18 +270,21 @@ func (c *Config) Dial(extra ...grpc.DialOption) []grpc.DialOption {
 	// Notice a server that vanished without closing the connection.
 	opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.KeepaliveTime, Timeout: c.KeepaliveTimeout, PermitWithoutStream: true}))
 	if c.Token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.Token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{c.Token, !c.InsecureTokens}))
 	}
 	opts = append(opts, extra...)
 	return append(opts, c.DialOptions...)
 }
 
 // bearer sends a token in the authorization header of every call, over
-// TLS only.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+// TLS only unless told otherwise (InsecureTokens).
+type bearer struct {
+	token  string
+	secure bool
 }
 
-func (bearer) RequireTransportSecurity() bool { return true }
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return b.secure }

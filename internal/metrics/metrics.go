@@ -47,6 +47,10 @@ type Source struct {
 	SlowCut func() uint64
 	// CacheKeys reads the number of keys in the cache.
 	CacheKeys func() int
+	// AuthFailures counts calls that failed to authenticate (an unknown
+	// token, or no credentials); AuthRefused, calls refused unchecked
+	// because their address or connection failed too often.
+	AuthFailures, AuthRefused func() uint64
 
 	// For palm.v1.InfoService: the steps served now, a master's workers,
 	// and a stage's upstreams (topic@address).
@@ -80,6 +84,7 @@ func (s Source) Counters() map[string]uint64 {
 	for name, f := range map[string]func() uint64{
 		"tasks_redelivered": s.Redelivered, "published_dropped": s.Dropped, "subscription_missed": s.Missed,
 		"slow_subscribers_cut": s.SlowCut,
+		"auth_failures":        s.AuthFailures, "auth_throttled": s.AuthRefused,
 	} {
 		if f != nil {
 			out[name] = f()
@@ -102,6 +107,8 @@ var (
 	descMissed      = prometheus.NewDesc("palm_subscription_missed_total", "Messages an upstream published while the subscription was broken.", nil, nil)
 	descSlowCut     = prometheus.NewDesc("palm_slow_subscribers_cut_total", "Subscriptions cut because they did not read for the slow subscriber timeout.", nil, nil)
 	descCache       = prometheus.NewDesc("palm_cache_keys", "Keys in the component's cache.", nil, nil)
+	descAuthFailed  = prometheus.NewDesc("palm_auth_failures_total", "Calls that failed to authenticate: an unknown bearer token, or no known credentials.", nil, nil)
+	descAuthRefused = prometheus.NewDesc("palm_auth_throttled_total", "Calls refused unchecked (ResourceExhausted) because their address or connection failed to authenticate too often.", nil, nil)
 )
 
 // collector reads a Source when scraped.
@@ -138,6 +145,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMissed, s.Missed)
 	counter(descSlowCut, s.SlowCut)
 	gauge(descCache, s.CacheKeys)
+	counter(descAuthFailed, s.AuthFailures)
+	counter(descAuthRefused, s.AuthRefused)
 }
 
 // Set is the metrics of one component while it serves.

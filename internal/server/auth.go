@@ -43,8 +43,9 @@ var needs = map[string]struct {
 }
 
 // authFunc checks the caller of every call against cfg's tokens and
-// identities; nil when the component requires no authentication.
-func authFunc(cfg *config.Config) auth.AuthFunc {
+// identities, and has lim count, log and limit the failures; nil when the
+// component requires no authentication.
+func authFunc(cfg *config.Config, lim *failures) auth.AuthFunc {
 	if len(cfg.Tokens) == 0 && len(cfg.Identities) == 0 {
 		return nil
 	}
@@ -61,12 +62,16 @@ func authFunc(cfg *config.Config) auth.AuthFunc {
 		if need.perm == useProbes && !cfg.ClosedProbes {
 			return ctx, nil
 		}
+		from := callerOf(ctx)
+		if err := lim.admit(from); err != nil {
+			return nil, err
+		}
 		granted, who, id := uint8(0), false, ""
 		if token, err := auth.AuthFromMD(ctx, "bearer"); err == nil {
 			sum := sha256.Sum256([]byte(token))
 			p, ok := cfg.Tokens[sum]
 			if !ok {
-				return nil, status.Error(codes.Unauthenticated, "the bearer token is not known to this server")
+				return nil, lim.failed(from, status.Error(codes.Unauthenticated, "the bearer token is not known to this server"))
 			}
 			granted, who, id = granted|p, true, "token:"+hex.EncodeToString(sum[:8])
 		}
@@ -80,7 +85,7 @@ func authFunc(cfg *config.Config) auth.AuthFunc {
 		}
 		switch {
 		case !who:
-			return nil, status.Error(codes.Unauthenticated, "this server requires authentication: a bearer token (authorization: Bearer ...) or a client certificate it knows")
+			return nil, lim.failed(from, status.Error(codes.Unauthenticated, "this server requires authentication: a bearer token (authorization: Bearer ...) or a client certificate it knows"))
 		case granted&need.perm != need.perm:
 			return nil, status.Errorf(codes.PermissionDenied, "the caller's token or certificate does not allow %s", need.what)
 		}

@@ -48,6 +48,8 @@ type Server struct {
 	prom   *grpcprom.ServerMetrics
 	name   string
 	source metrics.Source
+
+	auth *failures // failed authentications, counted and limited
 }
 
 // New builds the gRPC server for a component. Register its services with
@@ -86,7 +88,8 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 			grpc.ChainUnaryInterceptor(prom.UnaryServerInterceptor()),
 			grpc.ChainStreamInterceptor(prom.StreamServerInterceptor()))
 	}
-	if check := authFunc(cfg); check != nil {
+	lim := newFailures(logger, time.Now)
+	if check := authFunc(cfg, lim); check != nil {
 		opts = append(opts,
 			grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor(check)),
 			grpc.ChainStreamInterceptor(auth.StreamServerInterceptor(check)))
@@ -99,7 +102,7 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(g, h)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, logger: logger, cfg: cfg, prom: prom}
+	return &Server{GRPC: g, Health: h, logger: logger, cfg: cfg, prom: prom, auth: lim}
 }
 
 func panicHandler(logger hclog.Logger) recovery.RecoveryHandlerFunc {
@@ -151,6 +154,9 @@ func (s *Server) RegisterCache(store kv.Store) {
 // It also registers palm.v1.InfoService, which describes the component from
 // src (`palm info`).
 func (s *Server) Observe(name string, src metrics.Source) {
+	if len(s.cfg.Tokens) > 0 || len(s.cfg.Identities) > 0 {
+		src.AuthFailures, src.AuthRefused = s.auth.Failed, s.auth.Refused
+	}
 	s.name, s.source = name, src
 	s.Register(&palmv1.InfoService_ServiceDesc, info{s: s})
 }
@@ -273,6 +279,9 @@ func (s *Server) ServeWith(ctx context.Context, lis net.Listener, r Runner, drai
 	unwatch := context.AfterFunc(ctx, func() { stopBy.Store(time.Now().Add(s.cfg.StopTimeout).UnixNano()) })
 	defer unwatch()
 	s.logger.Info("serving", "address", lis.Addr().String(), "tls", s.cfg.TLS != nil)
+	if s.cfg.TLS == nil && len(s.cfg.Tokens) > 0 {
+		s.logger.Warn("accepting bearer tokens without TLS (WithInsecureTokens): anyone who sees the traffic can read them and use them; use palm.WithTLS (see docs/security.md)", "address", lis.Addr().String())
+	}
 	if s.cfg.TLS == nil && !onLoopback(lis.Addr()) {
 		s.logger.Warn("serving in plaintext beyond this machine: anyone on the network can read and send messages; use palm.WithTLS (see docs/security.md)", "address", lis.Addr().String())
 	}
