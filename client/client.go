@@ -19,6 +19,7 @@ import (
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/reach"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -167,11 +168,11 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 	log := cfg.NamedLogger("client")
 	// Once a connection has been ready, calls wait for it to come back
 	// until their context ends, so that a server that restarts loses
-	// nothing; before, the readiness interceptors make them fail at once
+	// nothing; before, the reach.Watch interceptors make them fail at once
 	// with the reason, or wait for the server with WaitForServer.
 	dial := func(address string) (*grpc.ClientConn, error) {
-		r := &readiness{address: address, tls: cfg.TLS != nil, wait: s.wait, log: log}
-		extra := append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.WaitForReady(true)), reconnect}, r.dialOptions()...)
+		w := &reach.Watch{Address: address, TLS: cfg.TLS, Wait: s.wait, Bound: FirstConnectTimeout, Log: log, Hint: hint(s.wait)}
+		extra := append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.WaitForReady(true)), reconnect}, w.DialOptions()...)
 		return grpc.NewClient(address, cfg.Dial(extra...)...)
 	}
 	conn, err := dial(address)

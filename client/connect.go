@@ -1,17 +1,10 @@
 package client
 
 import (
-	"context"
-	"errors"
-	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/status"
 
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/internal/config"
@@ -50,140 +43,33 @@ var reconnect = grpc.WithConnectParams(grpc.ConnectParams{
 	MinConnectTimeout: 20 * time.Second,
 })
 
-// failFast makes a call fail when the connection is in transient failure
-// rather than wait for it, overriding the Client's default WaitForReady.
-var failFast = []grpc.CallOption{grpc.WaitForReady(false)}
-
-// readiness watches one connection of a Client, as its interceptors:
-// until the connection has been ready once, a call waits for the attempt
-// to connect (or, with WaitForServer, for the server) and fails with a
-// *reach.Error naming the problem; afterwards calls pass untouched, and
-// wait for the connection as the Client's default WaitForReady says.
-type readiness struct {
-	address string
-	tls     bool          // the connection dials with TLS
-	wait    time.Duration // WaitForServer; 0 to fail fast
-	log     hclog.Logger
-
-	ready  atomic.Bool // the connection has been ready once
-	warned atomic.Bool // "waiting for" was logged
-}
-
-// dialOptions are the interceptors of r.
-func (r *readiness) dialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		grpc.WithChainUnaryInterceptor(r.unary),
-		grpc.WithChainStreamInterceptor(r.stream),
-	}
-}
-
-func (r *readiness) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	extra, err := r.before(ctx, cc)
-	if err != nil {
-		return err
-	}
-	return r.after(ctx, cc, invoke(ctx, method, req, reply, cc, append(opts, extra...)...))
-}
-
-func (r *readiness) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	extra, err := r.before(ctx, cc)
-	if err != nil {
-		return nil, err
-	}
-	s, err := streamer(ctx, desc, cc, method, append(opts, extra...)...)
-	return s, r.after(ctx, cc, err)
-}
-
-// before waits, while the connection has never been ready, until it is,
-// or until its attempt fails (then the call is made fail-fast, so that it
-// fails with gRPC's reason), or the bound passes. Once the connection has
-// been ready it returns at once.
-func (r *readiness) before(ctx context.Context, cc *grpc.ClientConn) ([]grpc.CallOption, error) {
-	if r.ready.Load() {
-		return nil, nil
-	}
-	bound := FirstConnectTimeout
-	if r.wait > 0 {
-		bound = r.wait
-	}
-	wctx, cancel := context.WithTimeout(ctx, bound)
-	defer cancel()
-	for {
-		cc.Connect() // leaves idle; a no-op otherwise
-		s := cc.GetState()
-		switch {
-		case s == connectivity.Ready:
-			r.ready.Store(true)
-			return nil, nil
-		case s == connectivity.Shutdown:
-			return failFast, nil // the call fails as gRPC says: the Client is closed
-		case s == connectivity.TransientFailure && r.wait == 0:
-			return failFast, nil
-		case s == connectivity.TransientFailure && r.warned.CompareAndSwap(false, true):
-			r.log.Info("waiting for "+r.address+"…", "up_to", r.wait)
+// hint says how to fix p, in terms of the client's options; waited is
+// how long the call waited for the connection.
+func hint(wait time.Duration) func(reach.Problem, time.Duration) string {
+	return func(p reach.Problem, waited time.Duration) string {
+		switch p {
+		case reach.Refused:
+			if wait > 0 {
+				return "it did not come up within " + waited.String() + " (client.WaitForServer)"
+			}
+			return "is the server running, at that address? client.WaitForServer waits for it to come up"
+		case reach.NoHost:
+			return "check the address's host name"
+		case reach.NoAnswer:
+			return "no connection within " + waited.String() + "; is the address right, and reachable from here?"
+		case reach.WantsTLS:
+			return "dial it with TLS (palm.WithTLS)"
+		case reach.NoTLS:
+			return "dial it without palm.WithTLS"
+		case reach.CertRequired:
+			return "give a client certificate in palm.WithTLS (palm.TLSFiles Cert and Key)"
+		case reach.ClientUntrusted:
+			return "give a client certificate signed by a CA the server trusts"
+		case reach.ServerUntrusted:
+			return "trust the CA that signed it (palm.TLSFiles CACert), or set the name it was issued for (ServerName)"
+		case reach.NotGRPC:
+			return "is it a palm component?"
 		}
-		if cc.WaitForStateChange(wctx, s) {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, status.FromContextError(err).Err()
-		}
-		if s == connectivity.TransientFailure {
-			return failFast, nil // the call fails with the reason of the last attempt
-		}
-		return nil, &reach.Error{Address: r.address, Problem: reach.NoAnswer, Hint: r.hint(reach.NoAnswer, bound)}
+		return ""
 	}
-}
-
-// after notes that the connection has been ready, or explains the error
-// of a call on a connection that never was.
-func (r *readiness) after(ctx context.Context, cc *grpc.ClientConn, err error) error {
-	if err == nil {
-		r.ready.Store(true)
-		return nil
-	}
-	if r.ready.Load() {
-		return err
-	}
-	if cc.GetState() == connectivity.Ready {
-		r.ready.Store(true) // the server answered, with an error
-		return err
-	}
-	var re *reach.Error
-	if status.Code(err) != codes.Unavailable || errors.As(err, &re) {
-		return err
-	}
-	p := reach.Diagnose(err)
-	if !r.tls {
-		p = reach.Probe(ctx, r.address, p)
-	}
-	return &reach.Error{Address: r.address, Problem: p, Hint: r.hint(p, r.wait), Cause: err}
-}
-
-// hint says how to fix p, in terms of the client's options.
-func (r *readiness) hint(p reach.Problem, waited time.Duration) string {
-	switch p {
-	case reach.Refused:
-		if r.wait > 0 {
-			return "it did not come up within " + waited.String() + " (client.WaitForServer)"
-		}
-		return "is the server running, at that address? client.WaitForServer waits for it to come up"
-	case reach.NoHost:
-		return "check the address's host name"
-	case reach.NoAnswer:
-		return "no connection within " + waited.String() + "; is the address right, and reachable from here?"
-	case reach.WantsTLS:
-		return "dial it with TLS (palm.WithTLS)"
-	case reach.NoTLS:
-		return "dial it without palm.WithTLS"
-	case reach.CertRequired:
-		return "give a client certificate in palm.WithTLS (palm.TLSFiles Cert and Key)"
-	case reach.ClientUntrusted:
-		return "give a client certificate signed by a CA the server trusts"
-	case reach.ServerUntrusted:
-		return "trust the CA that signed it (palm.TLSFiles CACert), or set the name it was issued for (ServerName)"
-	case reach.NotGRPC:
-		return "is it a palm component?"
-	}
-	return ""
 }

@@ -143,7 +143,7 @@ func Diagnose(err error) Problem {
 	// The client's verdict on the server's certificate.
 	case has("x509:", "tls: failed to verify"):
 		return ServerUntrusted
-	case has("error reading server preface: EOF", "connection reset by peer"):
+	case has("error reading server preface: EOF", "connection reset by peer", "broken pipe"):
 		return NotGRPC
 	case status.Code(err) == codes.DeadlineExceeded:
 		return NoAnswer
@@ -151,12 +151,16 @@ func Diagnose(err error) Problem {
 	return Unknown
 }
 
-// Probe refines NotGRPC, for a dialer that spoke plaintext: when the
-// server at address completes a TLS handshake or answers with a TLS
-// alert, it is WantsTLS. It dials address as TCP host:port, for at most
-// a second and at most until ctx ends; any other problem, or an address
+// Probe refines NotGRPC, the problem of a server that closed the
+// connection: for a dialer that spoke plaintext (cfg nil), a server that
+// completes a TLS handshake or answers with a TLS alert is WantsTLS; for
+// a dialer that spoke TLS with cfg, the alert the server sends after the
+// handshake (TLS 1.3 checks the client's certificate then, and gRPC may
+// see a broken pipe before it reads the alert) tells CertRequired or
+// ClientUntrusted. Probe dials address as TCP host:port, for at most a
+// second and at most until ctx ends; any other problem, or an address
 // that is not host:port, comes back unchanged.
-func Probe(ctx context.Context, address string, p Problem) Problem {
+func Probe(ctx context.Context, address string, p Problem, cfg *tls.Config) Problem {
 	if p != NotGRPC || strings.Contains(address, "://") || strings.Contains(address, ":///") {
 		return p
 	}
@@ -165,16 +169,42 @@ func Probe(ctx context.Context, address string, p Problem) Problem {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} // only asks whether it speaks TLS
-	conn, err := d.DialContext(ctx, "tcp", address)
-	if err == nil {
-		conn.Close()
-		return WantsTLS
+	if cfg == nil {
+		d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}} // only asks whether it speaks TLS
+		conn, err := d.DialContext(ctx, "tcp", address)
+		if err == nil {
+			conn.Close()
+			return WantsTLS
+		}
+		if remoteAlert(err) {
+			return WantsTLS
+		}
+		return p
 	}
-	// A TLS alert from the server ("remote error") is TLS spoken.
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "remote error" {
-		return WantsTLS
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"h2"} // as gRPC offers
+	d := tls.Dialer{Config: cfg}
+	conn, err := d.DialContext(ctx, "tcp", address)
+	if err != nil {
+		if q := Diagnose(err); remoteAlert(err) && q != Unknown {
+			return q
+		}
+		return p
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetReadDeadline(dl)
+	}
+	if _, err := conn.Read(make([]byte, 1)); remoteAlert(err) {
+		if q := Diagnose(err); q != Unknown {
+			return q
+		}
 	}
 	return p
+}
+
+// remoteAlert reports whether err is a TLS alert the other side sent.
+func remoteAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }

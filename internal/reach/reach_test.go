@@ -71,15 +71,15 @@ func TestProbe(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if got := Probe(context.Background(), plain.Addr().String(), NotGRPC); got != NotGRPC {
+	if got := Probe(context.Background(), plain.Addr().String(), NotGRPC, nil); got != NotGRPC {
 		t.Errorf("Probe of a server that is not TLS = %q; want %q", got.Describe(), NotGRPC.Describe())
 	}
 	for _, addr := range []string{"dns:///localhost:1", "passthrough:///bufnet"} {
-		if got := Probe(context.Background(), addr, NotGRPC); got != NotGRPC {
+		if got := Probe(context.Background(), addr, NotGRPC, nil); got != NotGRPC {
 			t.Errorf("Probe(%q) = %q; want it unchanged", addr, got.Describe())
 		}
 	}
-	if got := Probe(context.Background(), plain.Addr().String(), Refused); got != Refused {
+	if got := Probe(context.Background(), plain.Addr().String(), Refused, nil); got != Refused {
 		t.Errorf("Probe of another problem changed it to %q", got.Describe())
 	}
 	if !strings.Contains(WantsTLS.Describe(), "TLS") {
