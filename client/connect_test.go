@@ -174,15 +174,18 @@ func TestTLSMismatchNamed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(fakeServer, tt.addr, tt.opts...)
-			if err != nil {
-				t.Fatal(err)
+			// Waiting would not cure it: WaitForServer fails at once too.
+			for _, opts := range [][]palm.Option{tt.opts, append(tt.opts, WaitForServer(time.Minute), palm.WithLogger(hclog.NewNullLogger()))} {
+				c, err := New(fakeServer, tt.addr, opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				quickFailure(t, "Eval", tt.problem, func(ctx context.Context) error {
+					_, err := c.Eval(ctx, "srv.echo", []byte("x"))
+					return err
+				}, append([]string{tt.addr}, tt.parts...)...)
+				c.Close()
 			}
-			defer c.Close()
-			quickFailure(t, "Eval", tt.problem, func(ctx context.Context) error {
-				_, err := c.Eval(ctx, "srv.echo", []byte("x"))
-				return err
-			}, append([]string{tt.addr}, tt.parts...)...)
 		})
 	}
 }

@@ -112,6 +112,9 @@ func TestNewcomerTLSMismatch(t *testing.T) {
 
 	told(t, "", []string{"eval", "--address", tlsAddr, "my_server.foo", "x"}, tlsAddr, "speaks TLS", "--cacert", "--insecure")
 	told(t, "", []string{"health", tlsAddr}, tlsAddr, "speaks TLS", "--cacert")
+	// Waiting would not cure it: --wait fails at once too.
+	told(t, "", []string{"eval", "--wait", "--address", tlsAddr, "my_server.foo", "x"}, tlsAddr, "speaks TLS", "--cacert")
+	told(t, "", []string{"info", "--wait=1m", "--address", mtlsAddr, "--cacert", ca.File}, mtlsAddr, "requires a client certificate", "--cert")
 	told(t, "hi\n", []string{"job", "--address", tlsAddr, "my_server.foo"}, tlsAddr, "speaks TLS", "--cacert")
 	told(t, "", []string{"eval", "--address", plainAddr, "--cacert", ca.File, "my_server.foo", "x"}, plainAddr, "does not speak TLS", "--plaintext")
 	told(t, "", []string{"eval", "--address", mtlsAddr, "--cacert", ca.File, "my_server.foo", "x"}, mtlsAddr, "requires a client certificate", "--cert", "--key")

@@ -57,20 +57,31 @@ func (w *Watch) DialOptions() []grpc.DialOption {
 }
 
 func (w *Watch) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoke grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	extra, err := w.before(ctx, cc)
-	if err != nil {
-		return err
+	deadline := time.Now().Add(w.bound())
+	for first := true; ; first = false {
+		extra, err := w.before(ctx, cc, deadline, first)
+		if err != nil {
+			return err
+		}
+		err = w.after(ctx, cc, invoke(ctx, method, req, reply, cc, append(opts, extra...)...))
+		if !w.again(err, first) {
+			return err
+		}
 	}
-	return w.after(ctx, cc, invoke(ctx, method, req, reply, cc, append(opts, extra...)...))
 }
 
 func (w *Watch) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	extra, err := w.before(ctx, cc)
-	if err != nil {
-		return nil, err
+	deadline := time.Now().Add(w.bound())
+	for first := true; ; first = false {
+		extra, err := w.before(ctx, cc, deadline, first)
+		if err != nil {
+			return nil, err
+		}
+		s, err := streamer(ctx, desc, cc, method, append(opts, extra...)...)
+		if err = w.after(ctx, cc, err); !w.again(err, first) {
+			return s, err
+		}
 	}
-	s, err := streamer(ctx, desc, cc, method, append(opts, extra...)...)
-	return s, w.after(ctx, cc, err)
 }
 
 // bound is how long before waits at most.
@@ -81,15 +92,27 @@ func (w *Watch) bound() time.Duration {
 	return w.Bound
 }
 
+// again reports whether a call's first attempt failed for a reason that
+// waiting may cure (nothing listens yet, the name does not resolve yet),
+// and the call should wait for the server and try again. A TLS mismatch
+// is not cured by waiting: it fails at once, with or without Wait.
+func (w *Watch) again(err error, first bool) bool {
+	var re *Error
+	return first && w.Wait > 0 && errors.As(err, &re) && (re.Problem == Refused || re.Problem == NoHost)
+}
+
 // before waits, while the connection has never been ready, until it is,
 // or until its attempt fails (then the call is made fail-fast, so that it
-// fails with gRPC's reason), or the bound passes. Once the connection has
-// been ready it returns at once.
-func (w *Watch) before(ctx context.Context, cc *grpc.ClientConn) ([]grpc.CallOption, error) {
+// fails with gRPC's reason), or the deadline passes. With Wait, a call
+// whose first attempt was refused comes back with first false: before
+// then waits for the connection to be ready until the deadline, and
+// makes the call fail-fast after it. Once the connection has been ready
+// it returns at once.
+func (w *Watch) before(ctx context.Context, cc *grpc.ClientConn, deadline time.Time, first bool) ([]grpc.CallOption, error) {
 	if w.ready.Load() {
 		return nil, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, w.bound())
+	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	for {
 		cc.Connect() // leaves idle; a no-op otherwise
@@ -100,8 +123,8 @@ func (w *Watch) before(ctx context.Context, cc *grpc.ClientConn) ([]grpc.CallOpt
 			return nil, nil
 		case s == connectivity.Shutdown:
 			return failFast, nil // the call fails as gRPC says: the connection is closed
-		case s == connectivity.TransientFailure && w.Wait <= 0:
-			return failFast, nil
+		case s == connectivity.TransientFailure && (first || w.Wait <= 0):
+			return failFast, nil // the call fails with the attempt's reason
 		case s == connectivity.TransientFailure && w.Log != nil && w.warned.CompareAndSwap(false, true):
 			w.Log.Info("waiting for "+w.Address+"…", "up_to", w.Wait)
 		}
