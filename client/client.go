@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/reach"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -38,6 +40,8 @@ type settings struct {
 	hasSession bool
 	window     int
 	subAddress string
+	wait       time.Duration
+	hasWait    bool
 }
 
 // Session makes the Client keep its cache keys apart under a session name,
@@ -89,11 +93,19 @@ func Steps(steps ...string) string { return strings.Join(steps, " ") }
 //
 // Each Client has a random unique id, sent as the `client` field of its
 // messages. A Client holds one gRPC connection, set up on first use and
-// re-established by gRPC when it breaks. As in the original, the order in
-// which client and server start does not matter: a call made while the
-// server is unreachable waits for it until the call's context ends (then
-// DeadlineExceeded or Canceled), so give calls a deadline when the server
-// may be away for good.
+// re-established by gRPC when it breaks.
+//
+// A call made before the connection has ever been ready fails at once
+// when nothing answers at the address, with an Unavailable error that
+// says why and how to fix it (nothing listens there; the server speaks
+// TLS and the Client does not, or the reverse; a client certificate is
+// missing or refused): a newcomer is told rather than kept waiting. With
+// WaitForServer the order in which client and server start does not
+// matter, as in the original: the first calls wait for the server, for a
+// bounded time. Once the connection has been ready, a call made while
+// the server is unreachable (it restarts, the network is cut) waits for
+// it until the call's context ends (then DeadlineExceeded or Canceled),
+// so give calls a deadline when the server may be away for good.
 //
 // A Client is safe for concurrent use by multiple goroutines; every Job runs
 // on a stream of its own.
@@ -123,7 +135,8 @@ type Client struct {
 // palm.WithDialOptions (applied after palm's own), palm.WithMaxMessageSize
 // (the largest payload or cache value sent, default 4 MiB; replies up to the
 // same size are accepted), palm.WithLogger and palm.WithLogLevel (the
-// Client logs as "client"), and the client options Session and Window. New
+// Client logs as "client"), and the client options Session, Window,
+// SubAddress and WaitForServer. New
 // returns an error naming the problem for an invalid argument or option,
 // including an option meant for another kind of component.
 func New(server, address string, opts ...palm.Option) (*Client, error) {
@@ -148,12 +161,21 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 	if s.window < 1 {
 		return nil, fmt.Errorf("client: Window(%d): the window must be at least 1", s.window)
 	}
+	if s.hasWait && s.wait <= 0 {
+		return nil, fmt.Errorf("client: WaitForServer(%v): the wait must be positive", s.wait)
+	}
 
-	// As in the original, it does not matter whether the client or the
-	// server starts first: calls wait for the server to be reachable until
-	// their context ends.
-	dial := cfg.Dial(grpc.WithDefaultCallOptions(grpc.WaitForReady(true)))
-	conn, err := grpc.NewClient(address, dial...)
+	log := cfg.NamedLogger("client")
+	// Once a connection has been ready, calls wait for it to come back
+	// until their context ends, so that a server that restarts loses
+	// nothing; before, the reach.Watch interceptors make them fail at once
+	// with the reason, or wait for the server with WaitForServer.
+	dial := func(address string) (*grpc.ClientConn, error) {
+		w := &reach.Watch{Address: address, TLS: cfg.TLS, Wait: s.wait, Bound: FirstConnectTimeout, Log: log, Hint: hint(s.wait)}
+		extra := append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.WaitForReady(true)), reconnect}, w.DialOptions()...)
+		return grpc.NewClient(address, cfg.Dial(extra...)...)
+	}
+	conn, err := dial(address)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -166,10 +188,10 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 		conn:    conn,
 		gateway: palmv1.NewGatewayServiceClient(conn),
 		cache:   palmv1.NewCacheServiceClient(conn),
-		log:     cfg.NamedLogger("client"),
+		log:     log,
 	}
 	if s.subAddress != "" {
-		sc, err := grpc.NewClient(s.subAddress, dial...)
+		sc, err := dial(s.subAddress)
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("client: SubAddress(%q): %w", s.subAddress, err)
@@ -203,7 +225,8 @@ func (c *Client) Close() error {
 // Errors from the server are returned as the server's gRPC status unchanged,
 // so status.Code tells them apart: Unknown with the error text when the
 // function returned an error or panicked, NotFound for an unknown function,
-// Unavailable when the server is unreachable or shutting down,
+// Unavailable when the server is shutting down or unreachable (at once, and
+// saying why, when the connection has never been ready; see Client),
 // DeadlineExceeded when ctx's deadline passes first. When the server
 // answered with no reply, Eval returns ErrNoReply. Of several replies (which
 // a plain Server never produces), Eval returns the first; should that reply

@@ -29,6 +29,16 @@
 //	c, err := client.New("my_server", "127.0.0.1:5555", client.SubAddress("127.0.0.1:5560"))
 //	reply, err := c.Eval(ctx, client.Steps("my_server.foo", "my_pipeline.foo"), []byte("a message"))
 //
+// New does not connect; the first call does. A call made while the
+// connection has never been ready fails at once, with an Unavailable
+// error that names the address, the problem and its fix (nothing listens
+// there; the server speaks TLS and the Client plaintext, or the reverse; a
+// client certificate is missing or refused), rather than wait for its
+// deadline. To start a Client before its server, as the original allows,
+// give WaitForServer: the first calls wait for the server, bounded, and
+// log "waiting for ADDRESS…". Once connected, a call waits for a server
+// that restarts or a network that comes back, until its context ends.
+//
 // Errors are gRPC status errors (see status.Code) with a message for the
 // person reading it; cache errors also match kv.ErrNotFound, kv.ErrInvalidKey,
 // kv.ErrTooLarge and kv.ErrQuota with errors.Is.

@@ -2,12 +2,14 @@ package client
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/reach"
 )
 
 // subscribe opens a subscription to the Client's id at the SubAddress and
@@ -45,6 +47,10 @@ func (c *Client) await(stream palmv1.PublisherService_SubscribeClient, pipeline 
 // subError names the SubAddress in a subscription's error, keeping its
 // code.
 func (c *Client) subError(err error) error {
+	var re *reach.Error
+	if errors.As(err, &re) {
+		return err // it names the address already
+	}
 	if err == io.EOF {
 		return status.Errorf(codes.Unavailable, "replies from %s (SubAddress): the component ended the subscription", c.subAddr)
 	}

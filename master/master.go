@@ -357,6 +357,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 			return ws
 		},
 		Upstreams: m.upstreams,
+		Pipelined: m.settings.handle == nil && m.settings.pipelined,
 	})
 	register(srv)
 	srv.Register(&palmv1.DispatchService_ServiceDesc, disp)

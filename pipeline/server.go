@@ -108,6 +108,7 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 		CacheKeys:       metrics.CacheKeys(c.settings.store),
 		Functions:       c.functions,
 		Upstreams:       c.upstreams,
+		Pipelined:       c.settings.handle == nil && c.settings.pipelined,
 	})
 	register(srv)
 	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)

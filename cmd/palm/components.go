@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/internal/execfn"
+	"github.com/gopalm/palm/internal/metrics"
 	"github.com/gopalm/palm/kv"
 	"github.com/gopalm/palm/master"
 	"github.com/gopalm/palm/pipeline"
@@ -41,13 +45,14 @@ type serving struct {
 }
 
 // flags adds the flags of a component that serves on listen (default
-// addr); what says which optional groups it takes.
-func (s *serving) flags(f *pflag.FlagSet, addr string, what ...string) {
+// addr), with the TLS and log flags of c; what says which optional groups
+// it takes ("from" also means it dials its upstreams).
+func (s *serving) flags(c *common, f *pflag.FlagSet, addr string, what ...string) {
 	f.StringVar(&s.listen, "listen", addr, "address to serve on")
-	f.StringVar(&s.metrics, "metrics-address", "", "serve Prometheus metrics at http://ADDRESS/metrics (default: none)")
+	s.connectionFlags(f)
+	c.security.serveFlags(f, slices.Contains(what, "from"))
+	c.logFlag(f)
 	f.IntVar(&s.maxMessageSize, "max-message-size", 4<<20, "largest payload or cache value, in bytes")
-	f.DurationVar(&s.keepalive, "keepalive", 30*time.Second, "ping a connection silent for this long")
-	f.DurationVar(&s.keepaliveWait, "keepalive-timeout", 10*time.Second, "close a connection whose ping is not answered within this")
 	f.DurationVar(&s.stopTimeout, "stop-timeout", 10*time.Second, "on SIGINT or SIGTERM, finish what is held for at most this long")
 	f.DurationVar(&s.slowSubscriber, "slow-subscriber-timeout", 10*time.Second, "end a subscription that has not read for this long while a message waits for it")
 	f.BoolVar(&s.clientAuth, "client-auth", false, "require client certificates signed by --cacert (mutual TLS)")
@@ -64,6 +69,14 @@ func (s *serving) flags(f *pflag.FlagSet, addr string, what ...string) {
 			s.execFlags(f)
 		}
 	}
+}
+
+// connectionFlags are the metrics and keepalive flags, of every verb that
+// runs a component, a worker's too.
+func (s *serving) connectionFlags(f *pflag.FlagSet) {
+	f.StringVar(&s.metrics, "metrics-address", "", "serve Prometheus metrics at http://ADDRESS/metrics (default: none)")
+	f.DurationVar(&s.keepalive, "keepalive", 30*time.Second, "ping a connection silent for this long")
+	f.DurationVar(&s.keepaliveWait, "keepalive-timeout", 10*time.Second, "close a connection whose ping is not answered within this")
 }
 
 func (s *serving) execFlags(f *pflag.FlagSet) {
@@ -271,7 +284,7 @@ the next step of a pipeline instead of back to the client.`,
 			return srv.ListenAndServe(cmd.Context(), s.listen)
 		},
 	}
-	s.flags(cmd.Flags(), "127.0.0.1:5555", "pipelined", "exec")
+	s.flags(c, cmd.Flags(), "127.0.0.1:5555", "pipelined", "exec")
 	return cmd
 }
 
@@ -326,7 +339,7 @@ does.`
 			return comp.ListenAndServe(cmd.Context(), s.listen)
 		},
 	}
-	s.flags(cmd.Flags(), addr, "pipelined", "from", "exec")
+	s.flags(c, cmd.Flags(), addr, "pipelined", "from", "exec")
 	return cmd
 }
 
@@ -384,7 +397,7 @@ hands them to the workers that connect to it.`
 	if kind == "hub" {
 		what = append(what, "from")
 	}
-	s.flags(cmd.Flags(), addr, what...)
+	s.flags(c, cmd.Flags(), addr, what...)
 	return cmd
 }
 
@@ -397,28 +410,45 @@ func newWorkerVerb(c *common) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "worker NAME",
 		Short: "Run a worker whose functions are commands",
-		Long: `worker runs a Worker named NAME for the master (or hub) at --master: it
+		Long: `worker runs a Worker named NAME for the master (or hub) at --address: it
 takes tasks, runs the --exec command of the function each names, and sends
-the results back. It connects again by itself when the master goes away.
+the results back. It waits for a master that is not up yet, logging why it
+cannot reach it, and connects again by itself when the master goes away.
 --concurrency is both the tasks it asks for at once and, in the
 long-running modes, the processes it keeps.`,
-		Example: `  palm worker worker1 --master 127.0.0.1:5559 --exec foo='sed "s/^/worker1 processed /"'
-  palm worker worker2 --master 10.0.0.5:5559 --cacert ca.pem --token "$WORKER_TOKEN" --exec-mode frames --concurrency 4 --exec foo=./foo`,
+		Example: `  palm worker worker1 --address 127.0.0.1:5559 --exec foo='sed "s/^/worker1 processed /"'
+  palm worker worker2 --address 10.0.0.5:5559 --cacert ca.pem --token "$WORKER_TOKEN" --exec-mode frames --concurrency 4 --exec foo=./foo`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if masterAt != "" {
+				if cmd.Flags().Changed("address") {
+					return usageError{fmt.Errorf("--master is the old name of --address: give one of them")}
+				}
+				c.address = masterAt
+			}
 			logger, err := c.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			opts, err := c.security.options(masterAt)
+			opts, err := c.security.options(c.address)
 			if err != nil {
 				return err
 			}
-			opts = append(opts, palm.WithLogger(logger), palm.WithMaxMessageSize(s.maxMessageSize), palm.WithStopTimeout(s.stopTimeout), worker.Credit(s.concurrency))
+			opts = append(opts, palm.WithLogger(logger), palm.WithMaxMessageSize(s.maxMessageSize), palm.WithStopTimeout(s.stopTimeout), worker.Credit(s.concurrency),
+				palm.WithKeepalive(s.keepalive, s.keepaliveWait))
 			if messages > 0 {
 				opts = append(opts, worker.Messages(messages))
 			}
-			w, err := worker.New(args[0], masterAt, opts...)
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			if s.metrics != "" {
+				served, err := serveWorkerMetrics(ctx, s.metrics, logger, &opts)
+				if err != nil {
+					return err
+				}
+				defer func() { stop(); <-served }()
+			}
+			w, err := worker.New(args[0], c.address, opts...)
 			if err != nil {
 				return usageError{err}
 			}
@@ -427,11 +457,15 @@ long-running modes, the processes it keeps.`,
 				return err
 			}
 			defer closeAll()
-			return w.Run(cmd.Context())
+			return w.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&masterAt, "master", "127.0.0.1:5559", "address of the master or hub")
+	c.talkFlags(f, "127.0.0.1:5559", "address of the master or hub")
+	c.logFlag(f)
+	s.connectionFlags(f)
+	f.StringVar(&masterAt, "master", "", "the old name of --address")
+	f.MarkDeprecated("master", "use --address")
 	f.IntVar(&s.maxMessageSize, "max-message-size", 4<<20, "largest payload, in bytes (and largest answer read from a command)")
 	f.DurationVar(&s.stopTimeout, "stop-timeout", 10*time.Second, "on SIGINT or SIGTERM, finish the tasks held for at most this long, then kill their commands")
 	f.IntVar(&messages, "messages", 0, "stop after this many tasks (default: never)")
@@ -480,4 +514,25 @@ ResourceExhausted and is read no further (in once and lines mode the
 process is killed; in frames mode the frame is skipped). At most 4 KiB of
 standard error is kept as a reason.`,
 	}
+}
+
+// serveWorkerMetrics serves a worker's metrics, its gRPC client metrics and
+// the Go runtime's and the process's, at http://addr/metrics until ctx
+// ends; the channel is closed when it has stopped. It adds the registry to
+// opts.
+func serveWorkerMetrics(ctx context.Context, addr string, logger hclog.Logger, opts *[]palm.Option) (<-chan struct{}, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-address: %w", err)
+	}
+	reg := metrics.NewRegistry()
+	*opts = append(*opts, palm.WithMetrics(reg))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := metrics.Serve(ctx, lis, reg, logger); err != nil {
+			logger.Error("serving metrics failed", "error", err)
+		}
+	}()
+	return served, nil
 }

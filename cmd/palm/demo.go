@@ -16,7 +16,7 @@ import (
 )
 
 func newDemo(c *common) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a master, two workers and a client in one process",
 		Long: `demo runs the parallel server of the original manual's "Servers": a master
@@ -29,6 +29,8 @@ go to standard error.`,
 			return demo(cmd.Context(), c, cmd)
 		},
 	}
+	c.logFlag(cmd.Flags())
+	return cmd
 }
 
 func demo(ctx context.Context, c *common, cmd *cobra.Command) error {

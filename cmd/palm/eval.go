@@ -25,11 +25,15 @@ such steps (quote them, or give them as separate arguments to job); with
 --sub-address the reply comes from the last stage of the pipeline. The payload is PAYLOAD, or
 standard input when PAYLOAD is omitted or is "-".
 
+eval fails at once when nothing answers at --address, saying why (with
+--wait, it waits for the server), and, before sending, when the server is
+pipelined and no --sub-address says where its reply would come from.
+
 A failure of the function is printed with its gRPC code, and eval exits 1.`,
 		Example: `  palm eval my_server.foo 'a message'
   echo -n 'a message' | palm eval --address 10.0.0.5:5555 my_server.foo`,
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
 			var payload []byte
 			if len(args) == 2 && args[1] != "-" {
 				payload = []byte(args[1])
@@ -44,22 +48,27 @@ A failure of the function is printed with its gRPC code, and eval exits 1.`,
 			if server == "" {
 				server, _, _ = strings.Cut(args[0], ".")
 			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
 			cl, err := c.client(server, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
+			if err := c.checkReplies(ctx, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			reply, err := cl.Eval(ctx, args[0], payload)
 			if err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", reply)
 			return err
-		},
+		}),
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the reply, including for the server to come up")
+	c.clientFlags(cmd.Flags())
+	c.subFlag(cmd.Flags())
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the reply, including for the server to come up with --wait")
 	return cmd
 }
 
@@ -83,6 +92,9 @@ func (c *common) client(server string, stderr io.Writer) (*client.Client, error)
 	}
 	if c.sub != "" {
 		opts = append(opts, client.SubAddress(c.sub))
+	}
+	if c.wait > 0 {
+		opts = append(opts, client.WaitForServer(c.wait))
 	}
 	return client.New(server, c.address, opts...)
 }

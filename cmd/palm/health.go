@@ -21,13 +21,14 @@ func newHealth(c *common) *cobra.Command {
 		Long: `health asks the component at ADDRESS (default: --address) for its health
 (grpc.health.v1) and prints SERVING, NOT_SERVING (it is stopping, or does not
 serve --service) or the reason it could not be asked. It exits 0 when the
-component serves, 1 otherwise. A master or a server reports NOT_SERVING as
+component serves, 1 otherwise: at once when nothing answers at ADDRESS,
+saying why (with --wait, it waits for the component to come up). A master or a server reports NOT_SERVING as
 soon as it starts to stop, while it finishes the messages it holds.`,
 		Example: `  palm health 127.0.0.1:5559
   palm health --service palm.v1.DispatchService --cacert ca.pem 10.0.0.5:5559`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := c.conn(args)
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
+			conn, err := c.conn(args, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -43,9 +44,12 @@ soon as it starts to stop, while it finishes the messages it holds.`,
 				return errSilent
 			}
 			return nil
-		},
+		}),
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the component")
+	c.positional = true
+	c.talkFlags(cmd.Flags(), "127.0.0.1:5555", "address of the component, when ADDRESS is not given")
+	c.waitFlag(cmd.Flags())
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer, including for the component to come up with --wait")
 	cmd.Flags().StringVar(&service, "service", "", "the service to ask about, such as palm.v1.GatewayService (default: the component as a whole)")
 	return cmd
 }

@@ -31,8 +31,8 @@ subscriptions, cache keys. --json prints the palm.v1.InfoResponse as JSON.`,
 		Example: `  palm info 127.0.0.1:5559
   palm info --json --cacert ca.pem 10.0.0.5:5559`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := c.conn(args)
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
+			conn, err := c.conn(args, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -53,9 +53,12 @@ subscriptions, cache keys. --json prints the palm.v1.InfoResponse as JSON.`,
 			}
 			printInfo(cmd, resp)
 			return nil
-		},
+		}),
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the component")
+	c.positional = true
+	c.talkFlags(cmd.Flags(), "127.0.0.1:5555", "address of the component, when ADDRESS is not given")
+	c.waitFlag(cmd.Flags())
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the answer, including for the component to come up with --wait")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -72,6 +75,9 @@ func printInfo(cmd *cobra.Command, r *palmv1.InfoResponse) {
 	fmt.Fprintf(w, "kind:\t%s\n", r.GetKind())
 	fmt.Fprintf(w, "services:\t%s\n", list(r.GetServices()))
 	fmt.Fprintf(w, "functions:\t%s\n", list(r.GetFunctions()))
+	if r.GetPipelined() {
+		fmt.Fprintf(w, "pipelined:\tyes: results go on to the next step\n")
+	}
 	if r.GetKind() == "master" || r.GetKind() == "hub" {
 		var ws []string
 		for _, x := range r.GetWorkers() {

@@ -37,26 +37,33 @@ for binary data.
 A message that fails is reported on standard error with its number (the
 line it came from) and the job goes on; job exits 1 if any failed. The job
 ends when every message has had its reply, or after --messages replies.
-On a terminal, standard error shows the progress.`,
+On a terminal, standard error shows the progress.
+
+job fails at once when nothing answers at --address, saying why (with
+--wait, it waits for the server), and, before sending anything, when the
+server is pipelined and no --sub-address says where the replies come from.`,
 		Example: `  seq 1000 | palm job --address 127.0.0.1:5559 server.foo
   palm job --address 127.0.0.1:5559 --sub-address 127.0.0.1:5560 server.foo my_pipeline.foo < payloads.txt`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
 			function := client.Steps(args...)
 			server := c.server
 			if server == "" {
 				server, _, _ = strings.Cut(args[0], ".")
+			}
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel func()
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
 			}
 			cl, err := c.client(server, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			ctx := cmd.Context()
-			if timeout > 0 {
-				var cancel func()
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
+			if err := c.checkReplies(ctx, cmd.ErrOrStderr()); err != nil {
+				return err
 			}
 			var opts []client.JobOption
 			if messages > 0 {
@@ -93,9 +100,11 @@ On a terminal, standard error shows the progress.`,
 				return errSilent
 			}
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
+	c.clientFlags(f)
+	c.subFlag(f)
 	f.DurationVar(&timeout, "timeout", 0, "give up after this long (default: no limit)")
 	f.IntVar(&messages, "messages", 0, "end after this many replies (default: one per message sent)")
 	f.BoolVar(&delimited, "length-delimited", false, "payloads and replies are a 4-byte big-endian length and the bytes, instead of lines")

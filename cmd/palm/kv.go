@@ -24,7 +24,9 @@ does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	kv.PersistentFlags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the server")
+	c.clientFlags(kv.PersistentFlags())
+	c.sessionFlag(kv.PersistentFlags())
+	kv.PersistentFlags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the answer, including for the server to come up with --wait")
 	with := func(cmd *cobra.Command, f func(ctx context.Context, cl *client.Client) error) error {
 		cl, err := c.client(c.server, cmd.ErrOrStderr())
 		if err != nil {
@@ -39,7 +41,7 @@ does.`,
 		Use:   "get KEY",
 		Short: "Print the value stored under KEY (exit 1 with NotFound when there is none)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
 			return with(cmd, func(ctx context.Context, cl *client.Client) error {
 				v, err := cl.Get(ctx, args[0])
 				if err != nil {
@@ -48,13 +50,13 @@ does.`,
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
 				return err
 			})
-		},
+		}),
 	}
 	set := &cobra.Command{
 		Use:   "set KEY [VALUE]",
 		Short: "Store VALUE (or standard input) under KEY and print the key; an empty KEY (\"\") makes the server choose one",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
 			var value []byte
 			if len(args) == 2 && args[1] != "-" {
 				value = []byte(args[1])
@@ -73,13 +75,13 @@ does.`,
 				_, err = fmt.Fprintln(cmd.OutOrStdout(), key)
 				return err
 			})
-		},
+		}),
 	}
 	del := &cobra.Command{
 		Use:   "delete KEY",
 		Short: "Delete KEY; prints \"deleted\" or \"not found\" (both exit 0)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
 			return with(cmd, func(ctx context.Context, cl *client.Client) error {
 				deleted, err := cl.Delete(ctx, args[0])
 				if err != nil {
@@ -92,13 +94,13 @@ does.`,
 				_, err = fmt.Fprintln(cmd.OutOrStdout(), word)
 				return err
 			})
-		},
+		}),
 	}
 	keys := &cobra.Command{
 		Use:   "keys [PREFIX]",
 		Short: "Print every key that starts with PREFIX, one per line, sorted",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: c.run(func(cmd *cobra.Command, args []string) error {
 			prefix := ""
 			if len(args) == 1 {
 				prefix = args[0]
@@ -114,7 +116,7 @@ does.`,
 				}
 				return nil
 			})
-		},
+		}),
 	}
 	kv.AddCommand(get, set, del, keys)
 	return kv

@@ -7,10 +7,15 @@
 //	palm info ADDRESS                  describe a running component
 //	palm server|pipeline|sink NAME     run a component whose functions are commands (--exec)
 //	palm master|hub NAME               run a master or a hub
-//	palm worker NAME --master ADDRESS  run a worker whose functions are commands (--exec)
+//	palm worker NAME --address ADDRESS run a worker whose functions are commands (--exec)
 //
 // Every flag has an environment twin: --address is PALM_ADDRESS, and so on;
-// a flag given on the command line wins over its twin.
+// a flag given on the command line wins over its twin. Each verb takes the
+// flags it uses, and refuses the others.
+//
+// The verbs that talk to a component fail at once, saying why and what to
+// do, when nothing answers at its address; with --wait they wait for it,
+// printing "waiting for ADDRESS…".
 package main
 
 import (
@@ -22,6 +27,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -78,38 +84,78 @@ type usageError struct{ error }
 // errSilent fails a command that has already said why.
 var errSilent = errors.New("failed")
 
-// common holds the flags every client verb shares.
+// common holds the flags the verbs share. Each verb has a common of its
+// own, and registers only the flags it uses.
 type common struct {
-	address  string
-	server   string
-	session  string
-	logLevel string
-	security security
-	sub      string
+	address    string
+	positional bool // the verb may take the address as its argument
+	server     string
+	session    string
+	logLevel   string
+	security   security
+	sub        string
+	wait       time.Duration
+}
+
+// defaultWait is how long a bare --wait waits.
+const defaultWait = 30 * time.Second
+
+// talkFlags adds the flags of a verb that dials the component at
+// --address (default addr): the address and the TLS and token flags.
+func (c *common) talkFlags(f *pflag.FlagSet, addr, usage string) {
+	f.StringVarP(&c.address, "address", "a", addr, usage)
+	c.security.flags(f)
+}
+
+// waitFlag adds --wait.
+func (c *common) waitFlag(f *pflag.FlagSet) {
+	f.DurationVar(&c.wait, "wait", 0, "wait this long for the component to come up (a bare --wait: "+defaultWait.String()+"), rather than fail at once when nothing answers")
+	f.Lookup("wait").NoOptDefVal = defaultWait.String()
+}
+
+func (c *common) logFlag(f *pflag.FlagSet) {
+	f.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error or off")
+}
+
+func (c *common) serverFlag(f *pflag.FlagSet) {
+	f.StringVar(&c.server, "server", "", "name of the server (default: the server named by the function, or \"palm\")")
+}
+
+func (c *common) sessionFlag(f *pflag.FlagSet) {
+	f.StringVar(&c.session, "session", "", "session: a prefix for every cache key, as the original's session")
+}
+
+func (c *common) subFlag(f *pflag.FlagSet) {
+	f.StringVar(&c.sub, "sub-address", "", "take replies from the component at this address: the last stage of a pipeline that does not end where it starts (the original's sub_address)")
+}
+
+// clientFlags are the flags of a verb that uses a Client.
+func (c *common) clientFlags(f *pflag.FlagSet) {
+	c.talkFlags(f, "127.0.0.1:5555", "address of the server to talk to")
+	c.waitFlag(f)
+	c.logFlag(f)
+	c.serverFlag(f)
 }
 
 func newRoot(stdin io.Reader) *cobra.Command {
-	var c common
+	fresh := func() *common { return &common{} }
 	root := &cobra.Command{
-		Use:           "palm",
-		Short:         "Run and talk to palm components",
-		Long:          "palm runs and talks to the components of a palm cluster: servers, masters, hubs, pipeline stages, sinks and workers, whose functions may be commands in any language (--exec), and the clients that call their functions and use their caches.\n\nEvery flag has an environment twin named PALM_ and the flag's name in capitals, dashes as underscores (--address is PALM_ADDRESS). A flag given on the command line wins.",
+		Use:   "palm",
+		Short: "Run and talk to palm components",
+		Long: `palm runs and talks to the components of a palm cluster: servers, masters, hubs, pipeline stages, sinks and workers, whose functions may be commands in any language (--exec), and the clients that call their functions and use their caches.
+
+Every flag has an environment twin named PALM_ and the flag's name in capitals, dashes as underscores (--address is PALM_ADDRESS). A flag given on the command line wins. Each verb takes the flags it uses, after the verb: see 'palm VERB --help'.
+
+A verb that talks to a component (eval, job, kv, health, info) fails at once when nothing answers at its address, saying why and what to do: nothing listens there (is the component running? which flag sets the address), the component speaks TLS and palm plaintext (--cacert, or --insecure) or the reverse (--plaintext), it requires a client certificate (--cert, --key). With --wait it waits for the component to come up, for a bounded time, printing "waiting for ADDRESS…". Once connected, a call waits for a component that restarts, until its --timeout.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return fromEnvironment(cmd)
 		},
 	}
-	pf := root.PersistentFlags()
-	pf.StringVarP(&c.address, "address", "a", "127.0.0.1:5555", "address of the server to talk to")
-	pf.StringVar(&c.server, "server", "", "name of the server (default: the server named by the function, or \"palm\")")
-	pf.StringVar(&c.session, "session", "", "session: a prefix for every cache key, as the original's session")
-	pf.StringVar(&c.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error or off")
-	pf.StringVar(&c.sub, "sub-address", "", "take replies from the component at this address: the last stage of a pipeline that does not end where it starts (the original's sub_address)")
-	c.security.flags(pf)
-	root.AddCommand(newDemo(&c), newEval(&c, stdin), newKV(&c, stdin), newJob(&c, stdin), newHealth(&c), newInfo(&c),
-		newServerVerb(&c), newStageVerb(&c, "pipeline"), newStageVerb(&c, "sink"),
-		newMasterVerb(&c, "master"), newMasterVerb(&c, "hub"), newWorkerVerb(&c), execHelp())
+	root.AddCommand(newDemo(fresh()), newEval(fresh(), stdin), newKV(fresh(), stdin), newJob(fresh(), stdin), newHealth(fresh()), newInfo(fresh()),
+		newServerVerb(fresh()), newStageVerb(fresh(), "pipeline"), newStageVerb(fresh(), "sink"),
+		newMasterVerb(fresh(), "master"), newMasterVerb(fresh(), "hub"), newWorkerVerb(fresh()), execHelp())
 	return root
 }
 

@@ -173,7 +173,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"sink", "--help"}, []string{"--from", "--listen", "--exec", "Examples:"}},
 		{[]string{"master", "--help"}, []string{"--listen", "--pipelined", "--metrics-address", "Examples:"}},
 		{[]string{"hub", "--help"}, []string{"--from", "--listen", "Examples:"}},
-		{[]string{"worker", "--help"}, []string{"--master", "--exec", "--exec-timeout", "--stop-timeout", "--concurrency", "--cacert", "--token", "Examples:"}},
+		{[]string{"worker", "--help"}, []string{"--address", "--exec", "--exec-timeout", "--stop-timeout", "--concurrency", "--cacert", "--token", "--keepalive", "--keepalive-timeout", "--metrics-address", "Examples:"}},
 		{[]string{"job", "--help"}, []string{"--length-delimited", "--messages", "--sub-address", "--progress", "Examples:"}},
 		{[]string{"info", "--help"}, []string{"--json", "Examples:"}},
 		{[]string{"health", "--help"}, []string{"--service", "Examples:"}},
@@ -273,14 +273,16 @@ func TestEnvironment(t *testing.T) {
 		palmCmd(t, "", "kv", "--timeout=5s", "-a", addr, "get", "k").want(t, 0, "v\n")
 	})
 	t.Run("PALM_ADDRESS unreachable", func(t *testing.T) {
-		t.Setenv("PALM_ADDRESS", closedAddress(t))
-		r := palmCmd(t, "", "eval", "--timeout=200ms", "my_server.foo", "a message")
+		closed := closedAddress(t)
+		t.Setenv("PALM_ADDRESS", closed)
+		r := palmCmd(t, "", "eval", "--timeout=10s", "my_server.foo", "a message")
 		r.want(t, 1, "")
-		r.wantStderr(t, "DeadlineExceeded")
+		r.wantStderr(t, closed, "nothing listens", "Unavailable")
 	})
 	t.Run("PALM_TIMEOUT", func(t *testing.T) {
 		t.Setenv("PALM_ADDRESS", closedAddress(t))
 		t.Setenv("PALM_TIMEOUT", "200ms")
+		t.Setenv("PALM_WAIT", "1m")
 		r := palmCmd(t, "", "eval", "my_server.foo", "a message")
 		r.want(t, 1, "")
 		r.wantStderr(t, "DeadlineExceeded")

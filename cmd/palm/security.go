@@ -2,12 +2,17 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
 	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/client"
+	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/reach"
 )
 
 // security holds the TLS and authentication flags, named as grpcurl's.
@@ -19,6 +24,7 @@ type security struct {
 	insecureTokens bool
 }
 
+// flags adds the flags of a verb that dials.
 func (s *security) flags(pf *pflag.FlagSet) {
 	pf.StringVar(&s.files.CACert, "cacert", "", "file of the CA certificates that verify the server (TLS; default: the system's roots when another TLS flag is given)")
 	pf.StringVar(&s.files.Cert, "cert", "", "file of the client certificate, for servers that require one (mutual TLS)")
@@ -28,6 +34,24 @@ func (s *security) flags(pf *pflag.FlagSet) {
 	pf.BoolVar(&s.plaintext, "plaintext", false, "talk without TLS; needed for an address that is not on this machine's loopback")
 	pf.StringVar(&s.token, "token", "", "bearer token to send, for servers that require one (needs TLS, or --insecure-tokens)")
 	pf.BoolVar(&s.insecureTokens, "insecure-tokens", false, "let bearer tokens travel without TLS: send --token, or accept --tokens, in the clear (for one machine or tests only)")
+}
+
+// serveFlags adds the flags of a verb that serves, and with dials those
+// of one that also dials its upstreams (a pipeline, a sink, a hub).
+func (s *security) serveFlags(f *pflag.FlagSet, dials bool) {
+	ca := "file of the CA certificates that verify client certificates (with --client-auth)"
+	if dials {
+		ca += " and the upstreams' certificates"
+	}
+	f.StringVar(&s.files.CACert, "cacert", "", ca)
+	f.StringVar(&s.files.Cert, "cert", "", "file of the component's certificate: serve with TLS")
+	f.StringVar(&s.files.Key, "key", "", "file of the certificate's private key")
+	f.BoolVar(&s.plaintext, "plaintext", false, "serve without TLS; needed to listen on an address that is not on this machine's loopback without TLS")
+	if dials {
+		f.StringVar(&s.files.ServerName, "servername", "", "name the upstreams' certificates must be valid for (default: the host of each --from address)")
+		f.BoolVar(&s.files.Insecure, "insecure", false, "TLS to the upstreams without verifying their certificates (for tests only)")
+		f.StringVar(&s.token, "token", "", "bearer token to send to the upstreams, for those that require one (needs TLS)")
+	}
 }
 
 // options returns the palm options of the flags for talking to address.
@@ -86,8 +110,10 @@ func loopback(address string) bool {
 }
 
 // conn opens a raw gRPC connection to the component at args[0], or at
-// --address without one, with the TLS and token flags.
-func (c *common) conn(args []string) (*grpc.ClientConn, error) {
+// --address without one, with the TLS and token flags. Its calls fail at
+// once when nothing answers, or wait for the component with --wait, as a
+// Client's do; "waiting for" goes to stderr.
+func (c *common) conn(args []string, stderr io.Writer) (*grpc.ClientConn, error) {
 	address := c.address
 	if len(args) == 1 {
 		address = args[0]
@@ -96,7 +122,10 @@ func (c *common) conn(args []string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	dial, err := palm.DialOptions(opts...)
+	cfg := config.New(opts)
+	w := &reach.Watch{Address: address, TLS: cfg.TLS, Wait: c.wait, Bound: client.FirstConnectTimeout,
+		Log: hclog.New(&hclog.LoggerOptions{Output: stderr, Level: hclog.Info})}
+	dial, err := palm.DialOptions(append(opts, palm.WithDialOptions(w.DialOptions()...))...)
 	if err != nil {
 		return nil, usageError{err}
 	}

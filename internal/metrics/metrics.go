@@ -57,6 +57,9 @@ type Source struct {
 	Functions func() []string
 	Roster    func() []Worker
 	Upstreams []string
+	// Pipelined: the component sends its results on to the next step
+	// rather than back to the client.
+	Pipelined bool
 }
 
 // Worker is a worker connected to a master or hub.

@@ -20,6 +20,7 @@ func (i info) Info(context.Context, *palmv1.InfoRequest) (*palmv1.InfoResponse, 
 		Kind:      src.Kind,
 		Upstreams: src.Upstreams,
 		Counters:  src.Counters(),
+		Pipelined: src.Pipelined,
 	}
 	for name := range i.s.GRPC.GetServiceInfo() {
 		resp.Services = append(resp.Services, name)

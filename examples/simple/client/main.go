@@ -5,12 +5,15 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/gopalm/palm/client"
 )
 
 func main() {
-	c, err := client.New("my_server", "127.0.0.1:5555")
+	// As in the original, the client may start before the server: it
+	// waits for it, up to a minute.
+	c, err := client.New("my_server", "127.0.0.1:5555", client.WaitForServer(time.Minute))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -78,7 +78,14 @@ type InfoResponse struct {
 	// function_errors, workers_connected, tasks_queued, tasks_in_flight,
 	// tasks_redelivered, subscribers, subscriber_queue_messages,
 	// published_dropped, subscription_missed, cache_keys.
-	Counters      map[string]uint64 `protobuf:"bytes,7,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Counters map[string]uint64 `protobuf:"bytes,7,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Whether the component sends its results on to the next step of a
+	// pipeline, published under its name, rather than back to the client
+	// (a pipelined server or master): a client then takes its replies from
+	// the last stage, with a subscription there (the original's
+	// sub_address). False when a handle_stream hook picks the topic of each
+	// result, as no one can tell in advance where it sends them.
+	Pipelined     bool `protobuf:"varint,8,opt,name=pipelined,proto3" json:"pipelined,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -162,6 +169,13 @@ func (x *InfoResponse) GetCounters() map[string]uint64 {
 	return nil
 }
 
+func (x *InfoResponse) GetPipelined() bool {
+	if x != nil {
+		return x.Pipelined
+	}
+	return false
+}
+
 // WorkerInfo describes a worker connected to a master or hub.
 type WorkerInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -222,7 +236,7 @@ var File_palm_v1_info_proto protoreflect.FileDescriptor
 const file_palm_v1_info_proto_rawDesc = "" +
 	"\n" +
 	"\x12palm/v1/info.proto\x12\apalm.v1\"\r\n" +
-	"\vInfoRequest\"\xbb\x02\n" +
+	"\vInfoRequest\"\xd9\x02\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1a\n" +
@@ -230,7 +244,8 @@ const file_palm_v1_info_proto_rawDesc = "" +
 	"\tfunctions\x18\x04 \x03(\tR\tfunctions\x12-\n" +
 	"\aworkers\x18\x05 \x03(\v2\x13.palm.v1.WorkerInfoR\aworkers\x12\x1c\n" +
 	"\tupstreams\x18\x06 \x03(\tR\tupstreams\x12?\n" +
-	"\bcounters\x18\a \x03(\v2#.palm.v1.InfoResponse.CountersEntryR\bcounters\x1a;\n" +
+	"\bcounters\x18\a \x03(\v2#.palm.v1.InfoResponse.CountersEntryR\bcounters\x12\x1c\n" +
+	"\tpipelined\x18\b \x01(\bR\tpipelined\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\">\n" +
