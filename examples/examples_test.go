@@ -6,11 +6,13 @@ package examples_test
 import (
 	"bufio"
 	"bytes"
+	"debug/buildinfo"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/gopalm/palm/internal/palmtest"
 )
 
 var (
@@ -73,21 +77,28 @@ func (p *proc) output() string {
 	return p.out.String()
 }
 
-// start runs the program built from dir (for example "simple/server") with
-// args; its standard output and error are collected together.
-func start(t *testing.T, dir string, args ...string) *proc {
+// binary builds the program of dir (for example "simple/server") once per
+// test run, with -race when the tests have it, and returns its path.
+func binary(t *testing.T, dir string) string {
 	t.Helper()
 	build(t)
 	// go build -o names each binary after its directory: the example's
 	// programs are named server, client, worker..., so build them apart.
 	bin := filepath.Join(binDir, strings.ReplaceAll(dir, "/", "-"))
 	if _, err := os.Stat(bin); err != nil {
-		out, err := exec.Command("go", "build", "-o", bin, "./"+dir).CombinedOutput()
+		out, err := exec.Command("go", palmtest.GoBuild(bin, "./"+dir)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go build %s: %v\n%s", dir, err, out)
 		}
 	}
-	p := &proc{cmd: exec.Command(bin, args...), lines: make(chan string, 1000), done: make(chan struct{})}
+	return bin
+}
+
+// start runs the program built from dir (for example "simple/server") with
+// args; its standard output and error are collected together.
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary(t, dir), args...), lines: make(chan string, 1000), done: make(chan struct{})}
 	r, w := io.Pipe()
 	p.cmd.Stdout = w
 	p.cmd.Stderr = w
@@ -118,6 +129,9 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
+		if palmtest.HasRace(p.output()) {
+			t.Errorf("%s found a data race:\n%s", dir, p.output())
+		}
 	})
 	return p
 }
@@ -165,4 +179,29 @@ func runClient(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("%s failed: %v\n%s", dir, p.cmd.ProcessState, p.output())
 	}
 	return p.output()
+}
+
+// The programs the tests start are built as the tests are: with the race
+// detector when go test has -race, so a race in an example fails its test.
+func TestProgramsBuiltLikeTests(t *testing.T) {
+	self, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Skip("the test binary has no build information")
+	}
+	prog, err := buildinfo.ReadFile(binary(t, "simple/server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := setting(prog, "-race"), setting(self, "-race"); got != want {
+		t.Errorf("simple/server built with -race=%q; the tests run with -race=%q", got, want)
+	}
+}
+
+func setting(info *debug.BuildInfo, key string) string {
+	for _, s := range info.Settings {
+		if s.Key == key {
+			return s.Value
+		}
+	}
+	return ""
 }
