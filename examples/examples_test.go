@@ -1,16 +1,20 @@
 // Package examples_test builds the example programs and runs them as the
-// manual does, each in its own process on the original's addresses, and
-// checks what they print.
+// manual does, each in its own process, and checks what they print. The
+// programs default to the original's addresses; the tests give them free
+// ports instead, through the PALM_ variables the programs read.
 package examples_test
 
 import (
 	"bufio"
 	"bytes"
+	"debug/buildinfo"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +22,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/gopalm/palm/internal/palmtest"
 )
 
 var (
@@ -73,21 +79,80 @@ func (p *proc) output() string {
 	return p.out.String()
 }
 
-// start runs the program built from dir (for example "simple/server") with
-// args; its standard output and error are collected together.
-func start(t *testing.T, dir string, args ...string) *proc {
+// binary builds the program of dir (for example "simple/server") once per
+// test run, with -race when the tests have it, and returns its path.
+func binary(t *testing.T, dir string) string {
 	t.Helper()
 	build(t)
 	// go build -o names each binary after its directory: the example's
 	// programs are named server, client, worker..., so build them apart.
 	bin := filepath.Join(binDir, strings.ReplaceAll(dir, "/", "-"))
 	if _, err := os.Stat(bin); err != nil {
-		out, err := exec.Command("go", "build", "-o", bin, "./"+dir).CombinedOutput()
+		out, err := exec.Command("go", palmtest.GoBuild(bin, "./"+dir)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go build %s: %v\n%s", dir, err, out)
 		}
 	}
-	p := &proc{cmd: exec.Command(bin, args...), lines: make(chan string, 1000), done: make(chan struct{})}
+	return bin
+}
+
+// The variables through which the example programs take their addresses,
+// with the original's addresses they replace.
+var addressVars = []string{
+	"PALM_SERVER",    // 127.0.0.1:5555
+	"PALM_MASTER",    // 127.0.0.1:5559
+	"PALM_PIPELINE",  // 127.0.0.1:5560
+	"PALM_HUB",       // 127.0.0.1:5561
+	"PALM_PIPELINE2", // 127.0.0.1:5570
+	"PALM_SINK",      // 127.0.0.1:5580
+}
+
+// testAddresses holds, for each running test, the environment that gives
+// its programs their addresses.
+var testAddresses sync.Map // *testing.T -> []string
+
+// addresses returns the environment that puts the programs of the test on
+// free ports of 127.0.0.1, the same for every program of the test, so that
+// no test binds the original's addresses or reaches a component that a user
+// runs on them.
+func addresses(t *testing.T) []string {
+	t.Helper()
+	if env, ok := testAddresses.Load(t); ok {
+		return env.([]string)
+	}
+	var env []string
+	for _, name := range addressVars {
+		// Every listener stays open until all are made, so the ports
+		// differ.
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lis.Close()
+		env = append(env, name+"="+lis.Addr().String())
+	}
+	testAddresses.Store(t, env)
+	t.Cleanup(func() { testAddresses.Delete(t) })
+	return env
+}
+
+// withoutPalmEnv drops the PALM_ variables of the user's environment.
+func withoutPalmEnv(env []string) []string {
+	var kept []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "PALM_") {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
+}
+
+// start runs the program built from dir (for example "simple/server") with
+// args; its standard output and error are collected together.
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary(t, dir), args...), lines: make(chan string, 1000), done: make(chan struct{})}
+	p.cmd.Env = append(withoutPalmEnv(os.Environ()), addresses(t)...)
 	r, w := io.Pipe()
 	p.cmd.Stdout = w
 	p.cmd.Stderr = w
@@ -118,6 +183,9 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
+		if palmtest.HasRace(p.output()) {
+			t.Errorf("%s found a data race:\n%s", dir, p.output())
+		}
 	})
 	return p
 }
@@ -165,4 +233,29 @@ func runClient(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("%s failed: %v\n%s", dir, p.cmd.ProcessState, p.output())
 	}
 	return p.output()
+}
+
+// The programs the tests start are built as the tests are: with the race
+// detector when go test has -race, so a race in an example fails its test.
+func TestProgramsBuiltLikeTests(t *testing.T) {
+	self, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Skip("the test binary has no build information")
+	}
+	prog, err := buildinfo.ReadFile(binary(t, "simple/server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := setting(prog, "-race"), setting(self, "-race"); got != want {
+		t.Errorf("simple/server built with -race=%q; the tests run with -race=%q", got, want)
+	}
+}
+
+func setting(info *debug.BuildInfo, key string) string {
+	for _, s := range info.Settings {
+		if s.Key == key {
+			return s.Value
+		}
+	}
+	return ""
 }

@@ -130,7 +130,7 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 func serveDocServer(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "bin")
-	build := exec.Command(goCommand(t), "build", "-o", filepath.Join(bin, "palm"), "./cmd/palm")
+	build := exec.Command(goCommand(t), palmtest.GoBuild(filepath.Join(bin, "palm"), "./cmd/palm")...)
 	build.Dir = repoRoot(t)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building palm: %v\n%s", err, out)

@@ -53,7 +53,7 @@ func testworkerBinary(t *testing.T) string {
 			t.Fatal(err)
 		}
 		path := filepath.Join(dir, "testworker")
-		r := run(t, 5*time.Minute, repoRoot(t), goCommand(t), "build", "-o", path, "./test/cmd/testworker")
+		r := run(t, 5*time.Minute, repoRoot(t), goCommand(t), palmtest.GoBuild(path, "./test/cmd/testworker")...)
 		if r.err != nil {
 			os.RemoveAll(dir)
 			t.Fatalf("building testworker: %v", r)
@@ -118,7 +118,9 @@ func launchWorker(t *testing.T, bin, addr, name string, exits chan<- *proc, flag
 		case <-time.After(10 * time.Second):
 			t.Errorf("worker %s (pid %d) has not exited 10 s after SIGKILL", name, p.cmd.Process.Pid)
 		}
-		if t.Failed() {
+		if palmtest.HasRace(p.stderr.String()) {
+			t.Errorf("worker %s (pid %d) found a data race:\n%s", name, p.cmd.Process.Pid, p.stderr.String())
+		} else if t.Failed() {
 			t.Logf("worker %s (pid %d) exited: %v\nstdout:\n%s\nstderr:\n%s", name, p.cmd.Process.Pid, p.err, p.stdout.String(), p.stderr.String())
 		}
 	})

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gopalm/palm/internal/palmtest"
 )
 
 var (
@@ -33,7 +35,7 @@ func palmBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "palm")
-		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", palmtest.GoBuild(binPath, ".")...).CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
@@ -103,6 +105,9 @@ func startPalmEnv(t *testing.T, env []string, args ...string) *component {
 			c.cmd.Process.Kill()
 			<-c.done
 			t.Errorf("palm %q did not stop on SIGTERM:\n%s", args, c.output())
+		}
+		if palmtest.HasRace(c.output()) {
+			t.Errorf("palm %q found a data race:\n%s", args, c.output())
 		}
 	})
 	return c

@@ -335,7 +335,7 @@ func TestBinary(t *testing.T) {
 		t.Skipf("no go command to build with: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "palm")
-	build := exec.CommandContext(t.Context(), goTool, "build", "-o", bin, ".")
+	build := exec.CommandContext(t.Context(), goTool, palmtest.GoBuild(bin, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -3,15 +3,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/gopalm/palm/client"
 )
 
 func main() {
-	c, err := client.New("my_server", "127.0.0.1:5555")
+	c, err := client.New("my_server", cmp.Or(os.Getenv("PALM_SERVER"), "127.0.0.1:5555"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -4,15 +4,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/gopalm/palm/client"
 )
 
 func main() {
-	c, err := client.New("server", "127.0.0.1:5555", client.SubAddress("127.0.0.1:5561"))
+	c, err := client.New("server", cmp.Or(os.Getenv("PALM_SERVER"), "127.0.0.1:5555"),
+		client.SubAddress(cmp.Or(os.Getenv("PALM_HUB"), "127.0.0.1:5561")))
 	if err != nil {
 		log.Fatal(err)
 	}

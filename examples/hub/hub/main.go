@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log"
 	"os"
@@ -18,11 +19,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	hub, err := master.NewHub("hub", master.Upstream{Address: "127.0.0.1:5555", Topic: "server"})
+	hub, err := master.NewHub("hub", master.Upstream{Address: cmp.Or(os.Getenv("PALM_SERVER"), "127.0.0.1:5555"), Topic: "server"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := hub.ListenAndServe(ctx, "127.0.0.1:5561"); err != nil {
+	if err := hub.ListenAndServe(ctx, cmp.Or(os.Getenv("PALM_HUB"), "127.0.0.1:5561")); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"iter"
 	"log"
@@ -47,7 +48,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := server.ListenAndServe(ctx, "127.0.0.1:5559"); err != nil {
+	if err := server.ListenAndServe(ctx, cmp.Or(os.Getenv("PALM_MASTER"), "127.0.0.1:5559")); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
@@ -17,7 +18,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	w, err := worker.New(os.Args[1], "127.0.0.1:5559")
+	w, err := worker.New(os.Args[1], cmp.Or(os.Getenv("PALM_MASTER"), "127.0.0.1:5559"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,15 +2,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/gopalm/palm/client"
 )
 
 func main() {
-	c, err := client.New("server", "127.0.0.1:5559")
+	c, err := client.New("server", cmp.Or(os.Getenv("PALM_MASTER"), "127.0.0.1:5559"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,9 +2,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/gopalm/palm/client"
@@ -13,7 +15,7 @@ import (
 func main() {
 	// As in the original, the client may start before the server: it
 	// waits for it, up to a minute.
-	c, err := client.New("my_server", "127.0.0.1:5555", client.WaitForServer(time.Minute))
+	c, err := client.New("my_server", cmp.Or(os.Getenv("PALM_SERVER"), "127.0.0.1:5555"), client.WaitForServer(time.Minute))
 	if err != nil {
 		log.Fatal(err)
 	}

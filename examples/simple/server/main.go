@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log"
 	"os"
@@ -26,7 +27,7 @@ func main() {
 		srv.Logger().Warn("Got a message")
 		return append([]byte("you sent me "), message...), nil
 	})
-	if err := srv.ListenAndServe(ctx, "127.0.0.1:5555"); err != nil {
+	if err := srv.ListenAndServe(ctx, cmp.Or(os.Getenv("PALM_SERVER"), "127.0.0.1:5555")); err != nil {
 		log.Fatal(err)
 	}
 }

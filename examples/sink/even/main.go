@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log"
 	"os"
@@ -17,7 +18,7 @@ func main() {
 	defer stop()
 
 	p, err := pipeline.NewPipeline("my_pipeline",
-		pipeline.Upstream{Address: "127.0.0.1:5555", Topic: "even"},
+		pipeline.Upstream{Address: cmp.Or(os.Getenv("PALM_SERVER"), "127.0.0.1:5555"), Topic: "even"},
 		pipeline.Pipelined())
 	if err != nil {
 		log.Fatal(err)
@@ -26,7 +27,7 @@ func main() {
 		p.Logger().Info("Got a message")
 		return append([]byte("and I pipelined "), message...), nil
 	})
-	if err := p.ListenAndServe(ctx, "127.0.0.1:5560"); err != nil {
+	if err := p.ListenAndServe(ctx, cmp.Or(os.Getenv("PALM_PIPELINE"), "127.0.0.1:5560")); err != nil {
 		log.Fatal(err)
 	}
 }

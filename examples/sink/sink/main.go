@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log"
 	"os"
@@ -23,8 +24,8 @@ func main() {
 	defer stop()
 
 	sink, err := pipeline.NewSink("my_sink", []pipeline.Upstream{
-		{Address: "127.0.0.1:5560", Topic: "my_pipeline"},
-		{Address: "127.0.0.1:5570", Topic: "my_pipeline"},
+		{Address: cmp.Or(os.Getenv("PALM_PIPELINE"), "127.0.0.1:5560"), Topic: "my_pipeline"},
+		{Address: cmp.Or(os.Getenv("PALM_PIPELINE2"), "127.0.0.1:5570"), Topic: "my_pipeline"},
 	}, palm.WithLogLevel(hclog.Debug))
 	if err != nil {
 		log.Fatal(err)
@@ -33,7 +34,7 @@ func main() {
 		sink.Logger().Warn("Got a message")
 		return append([]byte("and gathered "), message...), nil
 	})
-	if err := sink.ListenAndServe(ctx, "127.0.0.1:5580"); err != nil {
+	if err := sink.ListenAndServe(ctx, cmp.Or(os.Getenv("PALM_SINK"), "127.0.0.1:5580")); err != nil {
 		log.Fatal(err)
 	}
 }

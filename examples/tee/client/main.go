@@ -5,15 +5,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/gopalm/palm/client"
 )
 
 func main() {
-	c, err := client.New("my_server", "127.0.0.1:5555", client.SubAddress("127.0.0.1:5560"))
+	c, err := client.New("my_server", cmp.Or(os.Getenv("PALM_SERVER"), "127.0.0.1:5555"),
+		client.SubAddress(cmp.Or(os.Getenv("PALM_PIPELINE"), "127.0.0.1:5560")))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log"
 	"os"
@@ -21,7 +22,7 @@ func main() {
 	defer stop()
 
 	p, err := pipeline.NewPipeline("my_pipeline",
-		pipeline.Upstream{Address: "127.0.0.1:5555", Topic: "my_server"},
+		pipeline.Upstream{Address: cmp.Or(os.Getenv("PALM_SERVER"), "127.0.0.1:5555"), Topic: "my_server"},
 		palm.WithLogLevel(hclog.Debug))
 	if err != nil {
 		log.Fatal(err)
@@ -30,7 +31,7 @@ func main() {
 		p.Logger().Warn("Got a message")
 		return append([]byte("and I pipelined "), message...), nil
 	})
-	if err := p.ListenAndServe(ctx, "127.0.0.1:5560"); err != nil {
+	if err := p.ListenAndServe(ctx, cmp.Or(os.Getenv("PALM_PIPELINE"), "127.0.0.1:5560")); err != nil {
 		log.Fatal(err)
 	}
 }
