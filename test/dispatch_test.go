@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gopalm/palm/client"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
@@ -184,5 +186,50 @@ func TestDispatchMessageTimeout(t *testing.T) {
 	stream.CloseSend()
 	if _, err := stream.Recv(); err != io.EOF {
 		t.Fatalf("the stream ended with %v, not cleanly", err)
+	}
+}
+
+// A worker's hello may name at most 256 functions of at most 128 bytes, so
+// that no worker can grow the master's memory or its InfoService answer;
+// the master keeps serving the others, and Info stays small.
+func TestDispatchHelloBounded(t *testing.T) {
+	m, addr := startMaster(t)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	many := make([]string, 10000)
+	for i := range many {
+		many[i] = fmt.Sprintf("f%d", i)
+	}
+	for _, tc := range []struct {
+		name      string
+		functions []string
+		says      string
+	}{
+		{"10,000 functions", many, "at most 256"},
+		{"a long function name", []string{strings.Repeat("f", 129)}, "at most 128 bytes"},
+	} {
+		stream, err := palmv1.NewDispatchServiceClient(conn).Work(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&palmv1.WorkRequest{Hello: &palmv1.Hello{Name: "greedy", Functions: tc.functions}, Credit: 1}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = stream.Recv()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("hello with %s: %v; want InvalidArgument saying %q", tc.name, err, tc.says)
+		}
+	}
+	if m.Workers() != 0 {
+		t.Fatalf("%d workers joined", m.Workers())
+	}
+	info, err := palmv1.NewInfoServiceClient(conn).Info(ctx, &palmv1.InfoRequest{})
+	if err != nil || proto.Size(info) > 64<<10 {
+		t.Fatalf("info after the greedy hellos: %d bytes, %v", proto.Size(info), err)
 	}
 }
