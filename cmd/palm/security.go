@@ -47,10 +47,11 @@ func (s *security) serveFlags(f *pflag.FlagSet, dials bool) {
 	f.StringVar(&s.files.Cert, "cert", "", "file of the component's certificate: serve with TLS")
 	f.StringVar(&s.files.Key, "key", "", "file of the certificate's private key")
 	f.BoolVar(&s.plaintext, "plaintext", false, "serve without TLS; needed to listen on an address that is not on this machine's loopback without TLS")
+	f.BoolVar(&s.insecureTokens, "insecure-tokens", false, "accept --tokens (and send --token upstream) without TLS, in the clear (for one machine or tests only)")
 	if dials {
 		f.StringVar(&s.files.ServerName, "servername", "", "name the upstreams' certificates must be valid for (default: the host of each --from address)")
 		f.BoolVar(&s.files.Insecure, "insecure", false, "TLS to the upstreams without verifying their certificates (for tests only)")
-		f.StringVar(&s.token, "token", "", "bearer token to send to the upstreams, for those that require one (needs TLS)")
+		f.StringVar(&s.token, "token", "", "bearer token to send to the upstreams, for those that require one (needs TLS, or --insecure-tokens)")
 	}
 }
 
