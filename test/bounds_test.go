@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/palmtest"
 	"github.com/gopalm/palm/master"
-	"github.com/gopalm/palm/pipeline"
 )
 
 // steady waits until n stops growing for a while: the sender is blocked.
@@ -35,36 +33,10 @@ func steady(t *testing.T, what string, n func() int64) {
 // client is served.
 func TestBoundsClientSendsBigNeverReads(t *testing.T) {
 	const size = 3 << 20
-	var calls atomic.Int64
-	srv, err := pipeline.NewServer("my_server", palm.WithLogger(palmtest.Logger(t, hclog.Warn)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.HandleFunc("foo", func(_ context.Context, m []byte) ([]byte, error) {
-		calls.Add(1)
-		return append([]byte("you sent me "), m...), nil
-	})
-	l := palmtest.Serve(t, srv)
+	l, calls := echoServer(t)
 	ctx := hostileContext(t)
 	base := liveHeap()
-
-	deaf, err := palmv1.NewGatewayServiceClient(l.Conn(t)).Stream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sent atomic.Int64
-	go func() {
-		payload := make([]byte, size)
-		for i := range 1000 {
-			err := deaf.Send(&palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{{
-				Pipeline: "p", Client: "deaf", Function: "my_server.foo", Payload: payload, Sequence: uint64(i + 1),
-			}}})
-			if err != nil {
-				return
-			}
-			sent.Add(1)
-		}
-	}()
+	sent, _ := deafClient(t, ctx, l, size, 1000)
 	steady(t, "the deaf client is held back", sent.Load)
 	grown := int64(liveHeap()) - int64(base)
 	t.Logf("the server took %d of the deaf client's messages (%d sent); the heap grew by %d MiB", calls.Load(), sent.Load(), grown>>20)

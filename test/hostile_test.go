@@ -964,6 +964,49 @@ func TestHostileWorkerCredit(t *testing.T) {
 	stillServes(t, ctx, l, "server")
 }
 
+// echoServer serves my_server.foo, which answers "you sent me " and the
+// payload, and counts its calls.
+func echoServer(t *testing.T, opts ...palm.Option) (*palmtest.Listener, *atomic.Int64) {
+	t.Helper()
+	calls := new(atomic.Int64)
+	srv, err := pipeline.NewServer("my_server", append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.HandleFunc("foo", func(_ context.Context, m []byte) ([]byte, error) {
+		calls.Add(1)
+		return append([]byte("you sent me "), m...), nil
+	})
+	return palmtest.Serve(t, srv), calls
+}
+
+// deafClient opens a stream to my_server at l and sends n messages of size
+// bytes on it, one per request, reading nothing; it counts what Send took,
+// and reports how sending ended (nil when all n were sent).
+func deafClient(t *testing.T, ctx context.Context, l *palmtest.Listener, size, n int) (*atomic.Int64, <-chan error) {
+	t.Helper()
+	deaf, err := palmv1.NewGatewayServiceClient(l.Conn(t)).Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, sending := new(atomic.Int64), make(chan error, 1)
+	go func() {
+		payload := make([]byte, size)
+		for i := range n {
+			err := deaf.Send(&palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{{
+				Pipeline: "p", Client: "deaf", Function: "my_server.foo", Payload: payload, Sequence: uint64(i + 1),
+			}}})
+			if err != nil {
+				sending <- err
+				return
+			}
+			sent.Add(1)
+		}
+		sending <- nil
+	}()
+	return sent, sending
+}
+
 // liveHeap is the heap the process holds live: HeapAlloc after two
 // collections (the second also empties the sync.Pools the first moved to
 // their victim caches). Garbage, which a busy machine leaves more of, is
@@ -1002,42 +1045,14 @@ func TestHostileClientNeverReads(t *testing.T) {
 		grpcMaxWindow = 16 << 20
 		limit         = window*2*size + 2*grpcMaxWindow + 8<<20
 	)
-	var calls atomic.Int64
-	srv, err := pipeline.NewServer("my_server", palm.WithLogger(palmtest.Logger(t, hclog.Warn)), pipeline.Window(window))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.HandleFunc("foo", func(_ context.Context, m []byte) ([]byte, error) {
-		calls.Add(1)
-		return append([]byte("you sent me "), m...), nil
-	})
-	l := palmtest.Serve(t, srv)
+	l, calls := echoServer(t, pipeline.Window(window))
 	ctx := hostileContext(t)
 
 	// Measured from what the serving server and earlier tests keep live.
 	base := liveHeap()
 	deafCtx, hangUp := context.WithCancel(ctx)
 	defer hangUp()
-	deaf, err := palmv1.NewGatewayServiceClient(l.Conn(t)).Stream(deafCtx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sent atomic.Int64
-	sending := make(chan error, 1)
-	go func() {
-		payload := make([]byte, size)
-		for i := range n {
-			err := deaf.Send(&palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{{
-				Pipeline: "p", Client: "deaf", Function: "my_server.foo", Payload: payload, Sequence: uint64(i + 1),
-			}}})
-			if err != nil {
-				sending <- err
-				return
-			}
-			sent.Add(1)
-		}
-		sending <- nil
-	}()
+	sent, sending := deafClient(t, deafCtx, l, size, n)
 	palmtest.Eventually(t, 10*time.Second, "the server took a window of the deaf client's messages", func() bool { return calls.Load() >= window })
 
 	// Meanwhile a well-behaved client moves several times what the server
