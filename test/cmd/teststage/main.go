@@ -16,16 +16,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/pipeline"
+	"github.com/gopalm/palm/test/cmd/internal/lifetime"
 )
 
 func main() {
@@ -35,17 +33,8 @@ func main() {
 	watchStdin := flag.Bool("watch-stdin", false, "stop gracefully when standard input closes")
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := lifetime.Context(*watchStdin)
 	defer stop()
-	if *watchStdin {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			cancel()
-		}()
-	}
 	logger := hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Info})
 	p, err := pipeline.NewPipeline(*name, pipeline.Upstream{Address: *from, Topic: *topic}, palm.WithLogger(logger))
 	if err != nil {

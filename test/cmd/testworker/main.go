@@ -23,9 +23,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +31,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/test/cmd/internal/lifetime"
 	"github.com/gopalm/palm/worker"
 )
 
@@ -46,17 +45,8 @@ func main() {
 	functions := flag.String("functions", "foo", "the functions served, separated by commas; each does what foo does")
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := lifetime.Context(*watchStdin)
 	defer stop()
-	if *watchStdin {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			cancel()
-		}()
-	}
 
 	logger := hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Info})
 	w, err := worker.New(*name, *address, worker.Credit(*credit), palm.WithLogger(logger))
