@@ -135,29 +135,44 @@ func BenchmarkMasterEval(b *testing.B) {
 }
 
 // BenchmarkMasterJob reports Job throughput through a master and two
-// workers beside raw single-stream echo (one message per Send), at 100 B
-// and 10 KiB. One op is one message through each.
+// workers beside raw single-stream echo (one message per Send), at 100 B,
+// 10 KiB and 1 MiB, and the bytes each allocates per message (the whole
+// process: client, master and workers, or both ends of the raw stream).
+// One op is one message through each.
 func BenchmarkMasterJob(b *testing.B) {
 	for _, size := range []struct {
 		name string
 		n    int
-	}{{"100B", 100}, {"10KiB", 10 << 10}} {
+	}{{"100B", 100}, {"10KiB", 10 << 10}, {"1MiB", 1 << 20}} {
 		b.Run(size.name, func(b *testing.B) {
 			raw := startRaw(b)
 			c, _ := startMasterCluster(b, nil)
 			payload := make([]byte, size.n)
-			rawStream(b, raw, payload, 1000, 1)
-			palmJob(b, c, payload, 1000)
+			warm := max(1, min(1000, (64<<20)/size.n))
+			rawStream(b, raw, payload, warm, 1)
+			palmJob(b, c, payload, warm)
 			b.ResetTimer()
-			tRaw := rawStream(b, raw, payload, b.N, 1)
-			tPalm := palmJob(b, c, payload, b.N)
+			tRaw, aRaw := allocated(func() time.Duration { return rawStream(b, raw, payload, b.N, 1) })
+			tPalm, aPalm := allocated(func() time.Duration { return palmJob(b, c, payload, b.N) })
 			b.StopTimer()
 			rate := func(d time.Duration) float64 { return float64(b.N) / d.Seconds() }
 			b.ReportMetric(rate(tRaw), "raw-msg/s")
 			b.ReportMetric(rate(tPalm), "master-msg/s")
 			b.ReportMetric(rate(tPalm)/rate(tRaw), "master/raw")
+			b.ReportMetric(float64(aRaw)/float64(b.N), "raw-B/msg")
+			b.ReportMetric(float64(aPalm)/float64(b.N), "master-B/msg")
 		})
 	}
+}
+
+// allocated runs f and returns what it returns and the bytes the process
+// allocated meanwhile.
+func allocated(f func() time.Duration) (time.Duration, uint64) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	d := f()
+	runtime.ReadMemStats(&after)
+	return d, after.TotalAlloc - before.TotalAlloc
 }
 
 // BenchmarkMasterHeap sends a 1,000,000-message job of 100 B payloads

@@ -12,12 +12,15 @@ import (
 )
 
 func TestBufferPool(t *testing.T) {
-	for _, n := range []int{0, 1, 255, 256, 257, 4096, 40 << 10, 1 << 20, 1<<20 + 1} {
+	if DefaultMaxMessageSize+Slack > 1<<maxPooled {
+		t.Fatalf("a message of the default size limit (%d bytes and %d of slack) is not pooled: the top tier is %d", DefaultMaxMessageSize, Slack, 1<<maxPooled)
+	}
+	for _, n := range []int{0, 1, 255, 256, 257, 4096, 40 << 10, 1 << 20, 1<<20 + 1, DefaultMaxMessageSize + Slack, 1<<maxPooled + 1} {
 		b := BufferPool.Get(n)
 		if len(*b) != n || cap(*b) < n {
 			t.Fatalf("Get(%d): len %d cap %d", n, len(*b), cap(*b))
 		}
-		if n > 0 && n <= 1<<20 && cap(*b) >= 4*max(n, 256) { // tier k holds capacities in [2^k, 2^(k+1))
+		if n > 0 && n <= 1<<maxPooled && cap(*b) >= 4*max(n, 256) { // tier k holds capacities in [2^k, 2^(k+1))
 			t.Errorf("Get(%d): capacity %d, far more than the tier needs", n, cap(*b))
 		}
 		BufferPool.Put(b)
@@ -31,6 +34,20 @@ func TestBufferPool(t *testing.T) {
 			t.Fatalf("len %d cap %d", len(*c), cap(*c))
 		}
 		BufferPool.Put(c)
+	}
+	// A message of 1 MiB of payload encodes to just over 1 MiB: its buffer
+	// is pooled, and a later one reuses it (the race detector makes
+	// sync.Pool drop some, so one reuse in many tries is the promise).
+	reused := false
+	for range 100 {
+		b := BufferPool.Get(1<<20 + 64)
+		BufferPool.Put(b)
+		c := BufferPool.Get(1<<20 + 64)
+		reused = reused || &(*b)[:1][0] == &(*c)[:1][0]
+		BufferPool.Put(c)
+	}
+	if !reused {
+		t.Error("a buffer for a 1 MiB message was never reused")
 	}
 	// Odd capacities go to the tier below them.
 	odd := make([]byte, 5000)

@@ -211,15 +211,17 @@ func (c *Config) NamedLogger(name string) hclog.Logger {
 // gRPC's default pool has tiers of 256 B, 4 KiB, 16 KiB, 32 KiB and 1 MiB
 // and clears each buffer it hands out, so that a batch of messages that
 // encodes to 40 KiB costs clearing 1 MiB: a sixth of a pipeline's CPU went
-// to it. This pool has a tier at every power of two from 256 B to 1 MiB and
-// does not clear: gRPC writes every byte of a buffer it takes (it encodes
+// to it. This pool has a tier at every power of two from 256 B to 8 MiB
+// (past the default message size limit and its slack, so that a 1 MiB or a
+// 4 MiB payload reuses its buffers too: gRPC's top tier is 1 MiB, and such
+// a message encodes to just over it) and does not clear: gRPC writes every byte of a buffer it takes (it encodes
 // into it or reads a frame into it) before it reads any, as with the
 // pools it builds without clearing for itself.
 var BufferPool mem.BufferPool = &bufferPool{}
 
 const (
 	minPooled = 8  // 256 B
-	maxPooled = 20 // 1 MiB
+	maxPooled = 23 // 8 MiB: DefaultMaxMessageSize + Slack fits
 )
 
 type bufferPool struct {
