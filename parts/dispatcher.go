@@ -522,7 +522,13 @@ func (l *loop) request(w *workerConn, ev event) error {
 	defer l.handled(w, ev.bytes)
 	d := l.d
 	req := ev.req
-	for _, r := range req.GetResults() {
+	results, dones := req.GetResults(), req.GetDone()
+	// merged counts the leading dones that went with their task's last
+	// result, in one envelope, for a task that was the last of its
+	// message: the common case of a plain handler, whose worker sends the
+	// result with its done, costs the router one hand-off, not two.
+	merged := 0
+	for i, r := range results {
 		t := l.core.Held(w.id, dispatch.TaskID(r.GetTaskId()))
 		if t == nil {
 			d.logger.Debug("result for a task the worker does not hold; ignored", "worker", w.name, "task", r.GetTaskId())
@@ -540,13 +546,19 @@ func (l *loop) request(w *workerConn, ev event) error {
 			}
 			continue
 		}
-		out := result(st.msg, r.GetMessage())
-		step := Step{Server: d.cfg.Master, Function: t.Function}
-		if err := l.link.Send(l.ctx, Envelope{Msg: out, Origin: st.fan.origin, Sequence: st.fan.sequence, Step: step}); err != nil {
+		e := Envelope{Msg: result(st.msg, r.GetMessage()), Origin: st.fan.origin, Sequence: st.fan.sequence, Step: Step{Server: d.cfg.Master, Function: t.Function}}
+		if merged < len(dones) && dones[merged].GetTaskId() == r.GetTaskId() && dones[merged].GetError() == nil &&
+			st.fan.remaining == 1 && (i+1 == len(results) || results[i+1].GetTaskId() != r.GetTaskId()) {
+			l.core.Done(w.id, t.ID)
+			st.fan.remaining--
+			e.Done = true
+			merged++
+		}
+		if err := l.link.Send(l.ctx, e); err != nil {
 			return err
 		}
 	}
-	for _, done := range req.GetDone() {
+	for _, done := range dones[merged:] {
 		t, ok := l.core.Done(w.id, dispatch.TaskID(done.GetTaskId()))
 		if !ok {
 			d.logger.Debug("done for a task the worker does not hold; ignored", "worker", w.name, "task", done.GetTaskId())
