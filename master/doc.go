@@ -17,8 +17,12 @@
 // Workers take tasks against the credit they grant, round-robin among those
 // ready; a worker that dies hands its unfinished tasks to the others, and a
 // task that kills every worker that takes it fails after a bounded number of
-// attempts, as an error for that message at the client. Scatter, Gather and
-// HandleStream are the original's hooks, as Go iterators.
+// attempts, as an error for that message at the client. A message for a
+// function no connected worker serves is answered NOT_FOUND at once
+// (WaitForWorkers makes the master wait for such a worker), a task held
+// past TaskTimeout goes to another worker, and a message whose client's
+// deadline passes while it waits is answered DEADLINE_EXCEEDED. Scatter,
+// Gather and HandleStream are the original's hooks, as Go iterators.
 //
 // A Hub subscribes to a component before it and hands what it receives to
 // its workers; a client reaches the results by subscribing to the Hub
