@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/client"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/rawecho"
 	"github.com/gopalm/palm/master"
 	"github.com/gopalm/palm/pipeline"
 	"github.com/gopalm/palm/worker"
@@ -40,35 +39,6 @@ func quiet() palm.Option { return palm.WithLogger(hclog.NewNullLogger()) }
 
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
-// Ids as long as the ones palm's client puts in each message (32
-// characters), so the raw stream carries the same bytes on the wire.
-var (
-	rawClient   = strings.Repeat("c", 32)
-	rawPipeline = strings.Repeat("p", 32)
-)
-
-// rawEcho is a GatewayService written directly on grpc-go, with no router,
-// no checks and no window: Stream sends back each request's messages as soon
-// as it has them.
-type rawEcho struct {
-	palmv1.UnimplementedGatewayServiceServer
-}
-
-func (rawEcho) Stream(s palmv1.GatewayService_StreamServer) error {
-	for {
-		req, err := s.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := s.Send(&palmv1.StreamResponse{Messages: req.Messages}); err != nil {
-			return err
-		}
-	}
-}
-
 // startRaw serves the raw echo with grpc-go's defaults and returns a system
 // that sends pack messages per Send over one bidi stream.
 func startRaw(pack int) (*system, error) {
@@ -77,7 +47,7 @@ func startRaw(pack int) (*system, error) {
 		return nil, err
 	}
 	s := grpc.NewServer()
-	palmv1.RegisterGatewayServiceServer(s, rawEcho{})
+	palmv1.RegisterGatewayServiceServer(s, rawecho.Server{})
 	go s.Serve(lis)
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -86,34 +56,7 @@ func startRaw(pack int) (*system, error) {
 	}
 	raw := palmv1.NewGatewayServiceClient(cc)
 	move := func(ctx context.Context, payload []byte, n int) (time.Duration, error) {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		st, err := raw.Stream(ctx)
-		if err != nil {
-			return 0, err
-		}
-		t0 := time.Now()
-		go func() {
-			batch := make([]*palmv1.PalmMessage, 0, pack)
-			for i := range n {
-				batch = append(batch, &palmv1.PalmMessage{Client: rawClient, Pipeline: rawPipeline, Function: "server.foo", Payload: payload, Sequence: uint64(i + 1)})
-				if len(batch) == pack || i == n-1 {
-					if st.Send(&palmv1.StreamRequest{Messages: batch}) != nil {
-						return
-					}
-					batch = make([]*palmv1.PalmMessage, 0, pack)
-				}
-			}
-			st.CloseSend()
-		}()
-		for got := 0; got < n; {
-			resp, err := st.Recv()
-			if err != nil {
-				return 0, fmt.Errorf("raw stream after %d of %d replies: %w", got, n, err)
-			}
-			got += len(resp.Messages)
-		}
-		return time.Since(t0), nil
+		return rawecho.Stream(ctx, raw, "server.foo", payload, n, pack)
 	}
 	return &system{move: move, stop: func() { cc.Close(); s.Stop() }}, nil
 }

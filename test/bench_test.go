@@ -14,10 +14,8 @@ package test
 
 import (
 	"context"
-	"io"
 	"net"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,31 +26,9 @@ import (
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/client"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/rawecho"
 	"github.com/gopalm/palm/pipeline"
 )
-
-type rawEcho struct {
-	palmv1.UnimplementedGatewayServiceServer
-}
-
-func (rawEcho) Eval(_ context.Context, req *palmv1.EvalRequest) (*palmv1.EvalResponse, error) {
-	return &palmv1.EvalResponse{Messages: []*palmv1.PalmMessage{req.GetMessage()}}, nil
-}
-
-func (rawEcho) Stream(s palmv1.GatewayService_StreamServer) error {
-	for {
-		req, err := s.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := s.Send(&palmv1.StreamResponse{Messages: req.Messages}); err != nil {
-			return err
-		}
-	}
-}
 
 // startRaw serves the raw echo on loopback TCP and returns a client for it.
 func startRaw(b *testing.B) palmv1.GatewayServiceClient {
@@ -61,7 +37,7 @@ func startRaw(b *testing.B) palmv1.GatewayServiceClient {
 		b.Fatal(err)
 	}
 	s := grpc.NewServer(grpc.MaxRecvMsgSize(8<<20), grpc.MaxSendMsgSize(8<<20))
-	palmv1.RegisterGatewayServiceServer(s, rawEcho{})
+	palmv1.RegisterGatewayServiceServer(s, rawecho.Server{})
 	go s.Serve(lis)
 	b.Cleanup(s.Stop)
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -102,12 +78,6 @@ func startPalm(b *testing.B) *client.Client {
 	return c
 }
 
-// Ids as long as the ones palm's client makes.
-var (
-	rawClient   = strings.Repeat("c", 32)
-	rawPipeline = strings.Repeat("p", 32)
-)
-
 func percentile(d []time.Duration, p float64) float64 {
 	slices.Sort(d)
 	i := int(float64(len(d)-1) * p)
@@ -121,7 +91,7 @@ func BenchmarkEval(b *testing.B) {
 	c := startPalm(b)
 	ctx := context.Background()
 	payload := make([]byte, 100)
-	msg := &palmv1.PalmMessage{Client: rawClient, Pipeline: rawPipeline, Function: "bench.echo", Payload: payload, Sequence: 1}
+	msg := &palmv1.PalmMessage{Client: rawecho.Client, Pipeline: rawecho.Pipeline, Function: "bench.echo", Payload: payload, Sequence: 1}
 	// Warm both connections up.
 	for range 100 {
 		raw.Eval(ctx, &palmv1.EvalRequest{Message: msg})
@@ -157,35 +127,11 @@ func BenchmarkEval(b *testing.B) {
 // rawStream echoes n messages over one raw stream, pack per Send, and
 // returns how long it took from the first send to the last reply.
 func rawStream(b *testing.B, raw palmv1.GatewayServiceClient, payload []byte, n, pack int) time.Duration {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := raw.Stream(ctx)
+	d, err := rawecho.Stream(context.Background(), raw, "bench.echo", payload, n, pack)
 	if err != nil {
 		b.Fatal(err)
 	}
-	t0 := time.Now()
-	go func() {
-		batch := make([]*palmv1.PalmMessage, 0, pack)
-		for i := range n {
-			batch = append(batch, &palmv1.PalmMessage{Client: rawClient, Pipeline: rawPipeline, Function: "bench.echo", Payload: payload, Sequence: uint64(i + 1)})
-			if len(batch) == pack || i == n-1 {
-				if s.Send(&palmv1.StreamRequest{Messages: batch}) != nil {
-					return
-				}
-				batch = make([]*palmv1.PalmMessage, 0, pack)
-			}
-		}
-		s.CloseSend()
-	}()
-	got := 0
-	for got < n {
-		resp, err := s.Recv()
-		if err != nil {
-			b.Fatal(err)
-		}
-		got += len(resp.Messages)
-	}
-	return time.Since(t0)
+	return d
 }
 
 func palmJob(b *testing.B, c *client.Client, payload []byte, n int) time.Duration {

@@ -23,6 +23,7 @@ import (
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/client"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/rawecho"
 	"github.com/gopalm/palm/master"
 	"github.com/gopalm/palm/worker"
 )
@@ -86,7 +87,7 @@ func rawPingPong(b *testing.B, raw palmv1.GatewayServiceClient, payload []byte, 
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := &palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{{Client: rawClient, Pipeline: rawPipeline, Function: "bench.echo", Payload: payload, Sequence: 1}}}
+	req := &palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{{Client: rawecho.Client, Pipeline: rawecho.Pipeline, Function: "bench.echo", Payload: payload, Sequence: 1}}}
 	lat := make([]time.Duration, 0, n)
 	for range n {
 		t0 := time.Now()
