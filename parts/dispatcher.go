@@ -393,7 +393,7 @@ func (l *loop) submit(e Envelope, m *palmv1.PalmMessage, fn string, fan *fanout)
 		l.watch(e.Origin)
 		return nil
 	case errors.Is(err, dispatch.ErrNoWorker):
-		return l.finish(st, l.failure(dispatch.Failure{Task: t, Reason: dispatch.NoWorker}))
+		return l.finish(st, status.Errorf(codes.NotFound, "no connected worker of %s serves %q: %s; start a worker with that function, or make the master wait for one (master.WaitForWorkers)", l.d.cfg.Master, fn, l.served()))
 	default: // dispatch.ErrExpired
 		return l.finish(st, l.failure(dispatch.Failure{Task: t, Reason: dispatch.Expired}))
 	}
@@ -409,23 +409,24 @@ func (l *loop) warnWaiting(fn string) {
 	l.d.logger.Warn("no connected worker serves the function; its messages wait for one", "function", fn, "wait", l.d.cfg.WaitForWorkers)
 }
 
+// served says which functions the connected workers serve, for an error
+// message.
+func (l *loop) served() string {
+	if names := l.core.Functions(maxNamed); len(names) > 0 {
+		return "the workers serve " + strings.Join(names, ", ")
+	}
+	return "no worker is connected"
+}
+
 // failure is the status a client gets for a task the core gave up on.
 func (l *loop) failure(f dispatch.Failure) error {
 	d := l.d
 	switch f.Reason {
 	case dispatch.NoWorker:
-		names, every := l.core.Functions(maxNamed)
-		served := "no worker is connected"
-		switch {
-		case every:
-			served = "a worker serves every function" // not reached: that worker would serve it
-		case len(names) > 0:
-			served = "the workers serve " + strings.Join(names, ", ")
-		}
-		if f.Task.Attempts > 0 || d.cfg.WaitForWorkers > 0 {
-			return status.Errorf(codes.NotFound, "no worker of %s serving %q connected in time (waited up to %v for one, master.WaitForWorkers); %s", d.cfg.Master, f.Task.Function, max(DefaultReplaceWait, d.cfg.WaitForWorkers), served)
-		}
-		return status.Errorf(codes.NotFound, "no connected worker of %s serves %q: %s; start a worker with that function, or make the master wait for one (master.WaitForWorkers)", d.cfg.Master, f.Task.Function, served)
+		// Only a task that waited fails here: one refused at once gets
+		// unserved's answer.
+		return status.Errorf(codes.NotFound, "no worker of %s serving %q connected while the message waited for one (up to %v, master.WaitForWorkers; %v after the function's last worker left); %s",
+			d.cfg.Master, f.Task.Function, d.cfg.WaitForWorkers, max(DefaultReplaceWait, d.cfg.WaitForWorkers), l.served())
 	case dispatch.Expired:
 		return status.Error(codes.DeadlineExceeded, "the message's deadline passed while it waited for a worker")
 	case dispatch.TimedOut:

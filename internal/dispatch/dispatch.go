@@ -751,8 +751,9 @@ func (c *Core) Serves(function string) bool {
 }
 
 // Functions returns the functions that connected workers name, sorted, at
-// most limit of them, and whether some worker serves every function.
-func (c *Core) Functions(limit int) (names []string, every bool) {
+// most limit of them (a worker of every function names none).
+func (c *Core) Functions(limit int) []string {
+	var names []string
 	for f, q := range c.queues {
 		if q.servers > 0 {
 			names = append(names, f)
@@ -762,7 +763,7 @@ func (c *Core) Functions(limit int) (names []string, every bool) {
 	if len(names) > limit {
 		names = names[:limit]
 	}
-	return names, c.wildcard > 0
+	return names
 }
 
 // Requeued is how many times, in all, a task went back to a queue for
