@@ -141,6 +141,9 @@ const (
 	// maxPendingBytes bounds the result payload one worker has posted to
 	// Run and Run has not handled yet.
 	maxPendingBytes = 8 << 20
+	// maxBurst is the most messages, or worker events, Run applies
+	// before it hands tasks out.
+	maxBurst = 256
 	// maxNamed is the most function names an error message lists.
 	maxNamed = 16
 )
@@ -214,10 +217,35 @@ type workerConn struct {
 	id        dispatch.WorkerID
 	name      string
 	functions []string
-	tasks     chan *palmv1.Task // bounded by the credit cap: Run never waits on it
+
+	// The tasks handed to the worker and not yet sent, which the credit
+	// cap bounds, so that Run never waits on them; ready holds a token
+	// while there are some.
+	mu    sync.Mutex
+	tasks []*palmv1.Task
+	ready chan struct{}
 
 	pending atomic.Int64  // result bytes posted and not yet handled
 	room    chan struct{} // a token when pending went down
+}
+
+// give queues a task for the worker's stream.
+func (w *workerConn) give(t *palmv1.Task) {
+	w.mu.Lock()
+	w.tasks = append(w.tasks, t)
+	w.mu.Unlock()
+	signal(w.ready)
+}
+
+// take appends the tasks queued for the stream to buf, and empties the
+// queue.
+func (w *workerConn) take(buf []*palmv1.Task) []*palmv1.Task {
+	w.mu.Lock()
+	buf = append(buf, w.tasks...)
+	clear(w.tasks)
+	w.tasks = w.tasks[:0]
+	w.mu.Unlock()
+	return buf
 }
 
 // fanout tracks the tasks a message was scattered into.
@@ -282,8 +310,29 @@ func (d *Dispatcher) Run(ctx context.Context, link *Link) error {
 			return nil
 		case e := <-inbox:
 			err = l.accept(e)
+			// Take what else waits, up to a burst, before handing tasks
+			// out: the tasks of a burst go out together, in fewer
+			// responses, and the loop's bookkeeping is paid once.
+			for n := 1; err == nil && n < maxBurst && l.core.Room() > 0; n++ {
+				select {
+				case e := <-inbox:
+					err = l.accept(e)
+					continue
+				default:
+				}
+				break
+			}
 		case ev := <-d.events:
 			err = l.handle(ev)
+			for n := 1; err == nil && n < maxBurst; n++ {
+				select {
+				case ev := <-d.events:
+					err = l.handle(ev)
+					continue
+				default:
+				}
+				break
+			}
 		case <-l.timer.C:
 			l.timerAt = time.Time{}
 			err = l.expire()
@@ -662,7 +711,7 @@ func (l *loop) assign() error {
 			// result; the task timeout is the master's own business.
 			task.TimeoutMs = uint64(max(1, t.Deadline.Sub(now).Milliseconds()))
 		}
-		l.workers[id].tasks <- task
+		l.workers[id].give(task)
 	}
 }
 
@@ -720,7 +769,7 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 		id:        dispatch.WorkerID(d.nextID.Add(1)),
 		name:      hello.GetName(),
 		functions: hello.GetFunctions(),
-		tasks:     make(chan *palmv1.Task, dispatch.MaxCredit),
+		ready:     make(chan struct{}, 1),
 		room:      make(chan struct{}, 1),
 	}
 	if err := stream.Send(&palmv1.WorkResponse{Welcome: &palmv1.Welcome{Master: d.cfg.Master}}); err != nil {
@@ -756,39 +805,37 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 		}
 	}()
 	resp := &palmv1.WorkResponse{}
+	var taken []*palmv1.Task
+	// send sends the tasks taken, at most maxBatch per response.
+	send := func() error {
+		defer clear(taken)
+		for rest := taken; len(rest) > 0; {
+			n := min(len(rest), maxBatch)
+			resp.Tasks = rest[:n]
+			rest = rest[n:]
+			err := stream.Send(resp)
+			resp.Tasks = nil
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	closing := d.closing
 	for {
 		select {
-		case t := <-w.tasks:
-			resp.Tasks = append(resp.Tasks[:0], t)
-			for len(resp.Tasks) < maxBatch {
-				select {
-				case t := <-w.tasks:
-					resp.Tasks = append(resp.Tasks, t)
-					continue
-				default:
-				}
-				break
-			}
-			err := stream.Send(resp)
-			clear(resp.Tasks)
-			if err != nil {
+		case <-w.ready:
+			taken = w.take(taken[:0])
+			if err := send(); err != nil {
 				return err
 			}
 		case <-closing:
 			closing = nil
 			// Tasks handed out before the master stopped assigning go
 			// before the drain; none comes after it.
-			if len(w.tasks) > 0 {
-				resp.Tasks = resp.Tasks[:0]
-				for len(w.tasks) > 0 {
-					resp.Tasks = append(resp.Tasks, <-w.tasks)
-				}
-				err := stream.Send(resp)
-				clear(resp.Tasks)
-				if err != nil {
-					return err
-				}
+			taken = w.take(taken[:0])
+			if err := send(); err != nil {
+				return err
 			}
 			if err := stream.Send(&palmv1.WorkResponse{Drain: true}); err != nil {
 				return err

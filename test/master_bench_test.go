@@ -47,7 +47,7 @@ func startMasterCluster(b *testing.B, work func()) (*client.Client, *master.Mast
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, name := range []string{"w1", "w2"} {
-		w, err := worker.New(name, lis.Addr().String(), quiet, worker.Credit(512))
+		w, err := worker.New(name, lis.Addr().String(), quiet)
 		if err != nil {
 			b.Fatal(err)
 		}

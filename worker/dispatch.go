@@ -17,21 +17,28 @@ import (
 // This file is the worker side of palm.v1.DispatchService.Work, one
 // session (one stream) at a time. The stream rules it keeps:
 //
-//   - exactly one goroutine calls Send and CloseSend (sendLoop), and one
-//     calls Recv (recvLoop); a third, the session loop (session.run), owns
-//     every decision and all state, through the ledger;
-//   - each task runs in a goroutine of its own, at most Credit at once (the
-//     ledger never holds more); its results and its done go to the session
-//     loop through a bounded queue (Credit entries, at most maxBatch), and a
-//     full queue makes the handler wait (in yield, for a MuxHandler):
-//     backpressure, never loss;
-//   - the session loop packs what is ready into one WorkRequest (at most
-//     maxBatch results and dones, and at most maxBatchBytes of encoded
-//     results unless one result alone is larger) while the sender is busy
-//     with the previous one; a full WorkRequest stops it taking from the
-//     queue until the sender takes it;
-//   - every goroutine watches the session's context, which is cancelled when
-//     the session ends: by a broken stream, a finished or timed-out stop.
+//   - one goroutine calls Recv (recvLoop): it records each task in the
+//     ledger and puts it in the session's run queue, which the credit
+//     bounds, so it never waits for a handler;
+//   - up to Concurrency runners (started as tasks arrive, and kept for the
+//     session) take tasks from the run queue in order and call their
+//     functions, so no goroutine is started per task;
+//   - a runner adds a task's results and its done to the WorkRequest being
+//     filled (at most maxBatch results and dones, and at most maxBatchBytes
+//     of encoded results unless one result alone is larger) and, when no
+//     one is sending, sends it itself, then whatever was added meanwhile:
+//     one goroutine sends at a time (the one holding the sending role), and
+//     what others add while it sends goes in the next request, so requests
+//     fill by themselves as the load grows and a lone task's result leaves
+//     without a hand-off. A full request makes handlers wait (in yield, for
+//     a MuxHandler) until the sender takes it: backpressure, never loss;
+//   - what the receiver and the session loop have to send (refusals, the
+//     half-close) goes through a sender goroutine, so that neither ever
+//     waits on the stream's flow control;
+//   - the session loop (session.run) handles the rare events: the stream's
+//     end, a stop and its deadline;
+//   - all the session's state is under one mutex, and every wait on it ends
+//     when the session does.
 
 // maxBatch is the most results and dones packed in one WorkRequest.
 const maxBatch = 256
@@ -39,36 +46,50 @@ const maxBatch = 256
 // maxBatchBytes bounds the encoded results packed in one WorkRequest.
 const maxBatchBytes = 1 << 20
 
-// output is what a task goroutine hands the session loop: a result, a
+// output is what a runner adds to the request being filled: a result, a
 // done, or a result and the done that follows it.
 type output struct {
 	result *palmv1.TaskResult
-	size   int // encoded size of result, measured by the task goroutine
+	size   int // encoded size of result, measured by the runner
 	done   *palmv1.TaskDone
 }
 
-// sendItem is what the session loop hands the sender: a request, or the
-// order to half-close.
-type sendItem struct {
-	req       *palmv1.WorkRequest
-	closeSend bool
+// queued is a task waiting in the run queue.
+type queued struct {
+	task    *palmv1.Task
+	arrived time.Time
 }
 
 // session is one Work stream.
 type session struct {
 	w   *Worker
-	led *ledger
 	log hclog.Logger
 
-	stream  palmv1.DispatchService_WorkClient
-	outc    chan output   // task goroutines -> session loop; bounded
-	sendc   chan sendItem // session loop -> sender; unbuffered
-	recvc   chan *palmv1.WorkResponse
-	recvd   chan error    // the error Recv ended with; buffered (1)
-	sent    chan struct{} // closed when the sender fails; sendErr is set
-	sendErr error
+	stream palmv1.DispatchService_WorkClient
+	recvd  chan error    // the error Recv ended with; buffered (1)
+	kick   chan struct{} // a token: the sender goroutine has something to send
+	sent   chan struct{} // closed when sending fails; sendErr is set
+	closed chan struct{} // closed once the stream is half-closed
+	runCtx context.Context
 
-	tasks sync.WaitGroup // task goroutines
+	mu       sync.Mutex
+	led      *ledger    // the tasks held and the credit
+	queue    []queued   // the run queue: tasks held and not yet started
+	head     int        // queue[head:] waits
+	runners  int        // runners started
+	idle     int        // runners waiting for a task
+	work     *sync.Cond // a task was queued, or the session ended
+	room     *sync.Cond // the request was taken, or the session ended
+	waiting  int        // runners waiting for room
+	out      batch
+	sending  bool   // someone holds the sending role
+	over     bool   // the session ended: runners return, outputs are dropped
+	why      reason // why the session is stopping, when it is
+	halfDone bool   // CloseSend handed over
+	welcomed bool
+	sendErr  error
+
+	tasks sync.WaitGroup // runners
 	loops sync.WaitGroup // sender and receiver
 }
 
@@ -102,46 +123,108 @@ func (w *Worker) session(ctx context.Context, dispatch palmv1.DispatchServiceCli
 	}
 	s := &session{
 		w:      w,
-		led:    led,
 		log:    w.logger,
 		stream: stream,
-		outc:   make(chan output, min(w.set.credit, maxBatch)),
-		sendc:  make(chan sendItem),
-		recvc:  make(chan *palmv1.WorkResponse),
+		led:    led,
 		recvd:  make(chan error, 1),
+		kick:   make(chan struct{}, 1),
 		sent:   make(chan struct{}),
+		closed: make(chan struct{}),
+		runCtx: sctx,
+		out: batch{
+			req:   &palmv1.WorkRequest{Hello: &palmv1.Hello{Name: w.name, Functions: w.functions()}, Credit: led.grant()},
+			limit: min(maxBatchBytes, w.cfg.MaxMessageSize),
+		},
 	}
+	s.work = sync.NewCond(&s.mu)
+	s.room = sync.NewCond(&s.mu)
+	stopWaits := context.AfterFunc(sctx, s.end)
+	defer stopWaits()
 	s.loops.Add(2)
 	go s.sendLoop(sctx)
 	go s.recvLoop(sctx)
-	welcomed, err = s.run(ctx, sctx)
+	s.signal() // the hello
+	err = s.run(ctx)
 	cancel(errSessionEnded)
 	s.loops.Wait()
 	s.waitTasks()
+	s.mu.Lock()
+	welcomed = s.welcomed
+	s.mu.Unlock()
 	return welcomed, err
 }
 
 var errSessionEnded = errors.New("the worker's stream to the master ended")
 
-// sendLoop is the one goroutine that sends on the stream.
+// end marks the session over and wakes every goroutine waiting on it.
+func (s *session) end() {
+	s.mu.Lock()
+	s.over = true
+	s.work.Broadcast()
+	s.room.Broadcast()
+	s.mu.Unlock()
+}
+
+// signal asks the sender goroutine to send what there is.
+func (s *session) signal() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop sends on behalf of the receiver and the session loop.
 func (s *session) sendLoop(ctx context.Context) {
 	defer s.loops.Done()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case it := <-s.sendc:
-			var err error
-			if it.closeSend {
-				err = s.stream.CloseSend()
-			} else {
-				err = s.stream.Send(it.req)
+		case <-s.kick:
+			s.mu.Lock()
+			s.flush()
+			s.mu.Unlock()
+		}
+	}
+}
+
+// flush sends, unless someone else is, the request being filled and what
+// is added while it sends, then the half-close once it is due. It is
+// called with s.mu held, and releases it while sending.
+func (s *session) flush() {
+	if s.sending {
+		return // the sender sends what was added when it comes back
+	}
+	s.sending = true
+	defer func() { s.sending = false }()
+	for s.sendErr == nil && !s.over {
+		var req *palmv1.WorkRequest
+		switch {
+		case !s.out.empty():
+			req = s.out.take()
+			if s.waiting > 0 {
+				s.room.Broadcast()
 			}
-			if err != nil {
-				s.sendErr = err
-				close(s.sent)
-				return
+		case s.why != "" && !s.halfDone && s.led.holding() == 0:
+			s.halfDone = true
+		default:
+			return
+		}
+		s.mu.Unlock()
+		var err error
+		if req != nil {
+			err = s.stream.Send(req)
+		} else {
+			err = s.stream.CloseSend()
+			if err == nil {
+				close(s.closed)
 			}
+		}
+		s.mu.Lock()
+		if err != nil {
+			// The stream is broken, and Recv reports why.
+			s.sendErr = err
+			close(s.sent)
 		}
 	}
 }
@@ -155,26 +238,142 @@ func (s *session) recvLoop(ctx context.Context) {
 			s.recvd <- err
 			return
 		}
-		select {
-		case s.recvc <- resp:
-		case <-ctx.Done():
-			return
+		s.received(ctx, resp)
+	}
+}
+
+// received applies one WorkResponse: the welcome, tasks, a drain.
+func (s *session) received(ctx context.Context, resp *palmv1.WorkResponse) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if resp.GetWelcome() != nil && !s.welcomed {
+		s.welcomed = true
+		s.log.Info("connected to the master", "address", s.w.address, "master", resp.GetWelcome().GetMaster())
+	}
+	refused := false
+	for _, t := range resp.GetTasks() {
+		if s.take(ctx, t, now) {
+			refused = true
 		}
 	}
-}
-
-// emit hands a task's output to the session loop, waiting for room in the
-// queue; it reports false when the session ended first.
-func (s *session) emit(ctx context.Context, o output) bool {
-	select {
-	case s.outc <- o:
-		return true
-	case <-ctx.Done():
-		return false
+	if resp.GetDrain() {
+		s.stop(byDrain)
+		refused = true // the half-close may be due
+	}
+	if refused {
+		s.signal()
 	}
 }
 
-// waitTasks waits for the task goroutines of the session, whose context is
+// take handles one task from the master, with s.mu held; it reports whether
+// it added a refusal to the request.
+func (s *session) take(ctx context.Context, t *palmv1.Task, now time.Time) bool {
+	id := t.GetId()
+	if s.halfDone {
+		s.log.Debug("task arrived after the worker half-closed; the master gives it to another worker", "task", id)
+		return false
+	}
+	switch s.led.take(id, len(t.GetMessage().GetPayload())) {
+	case accept:
+		if s.head > 0 && s.head >= len(s.queue)/2 {
+			// Move what waits to the front, so that the queue's array
+			// stays within twice the tasks held.
+			n := copy(s.queue, s.queue[s.head:])
+			clear(s.queue[n:])
+			s.queue, s.head = s.queue[:n], 0
+		}
+		s.queue = append(s.queue, queued{task: t, arrived: now})
+		switch {
+		case s.idle > 0:
+			s.idle--
+			s.work.Signal()
+		case s.runners < s.w.set.concurrency:
+			s.runners++
+			s.tasks.Add(1)
+			go s.runner(ctx)
+		}
+	case overCredit:
+		s.log.Warn("the master sent more tasks than the credit the worker granted; refusing the task", "task", id)
+		s.out.addDone(&palmv1.TaskDone{TaskId: id, Error: &palmv1.Error{
+			Code:    uint32(codes.ResourceExhausted),
+			Message: "the master sent this task beyond the credit the worker granted",
+		}})
+		return true
+	case duplicate:
+		s.log.Warn("the master sent a task the worker already holds; ignoring it", "task", id)
+	}
+	return false
+}
+
+// runner runs queued tasks, one at a time, until the session ends.
+func (s *session) runner(ctx context.Context) {
+	defer s.tasks.Done()
+	s.mu.Lock()
+	for {
+		for s.head == len(s.queue) && !s.over {
+			s.idle++
+			s.work.Wait() // whoever wakes a runner counts it out of idle
+		}
+		if s.over {
+			s.mu.Unlock()
+			return
+		}
+		q := s.queue[s.head]
+		s.queue[s.head] = queued{}
+		s.head++
+		s.mu.Unlock()
+		s.runTask(ctx, q.task, q.arrived)
+		s.mu.Lock()
+	}
+}
+
+// emit adds a task's output to the request being filled, waiting for room,
+// and sends it when no one else is sending; it reports false when the
+// session ended first.
+func (s *session) emit(o output) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.over && s.sendErr == nil && (s.out.full() || !s.out.fits(o)) {
+		if !s.sending {
+			s.flush()
+			continue
+		}
+		s.waiting++
+		s.room.Wait()
+		s.waiting--
+	}
+	if s.over || s.sendErr != nil {
+		return false
+	}
+	if o.result != nil {
+		s.out.addResult(o.result, o.size)
+	}
+	if o.done != nil {
+		s.out.addDone(o.done)
+		if !s.led.finish(o.done.GetTaskId(), time.Now()) {
+			s.log.Error("internal error: done for a task not held", "task", o.done.GetTaskId())
+		}
+		s.out.req.Credit += s.led.grant()
+		if s.led.exhausted() {
+			s.stop(byMessages)
+		}
+	}
+	s.flush()
+	return true
+}
+
+// stop makes the session grant no more credit and half-close once it holds
+// nothing; s.mu is held.
+func (s *session) stop(r reason) {
+	if s.why == "" {
+		s.why = r
+		s.log.Info("stopping", "reason", string(r), "holding", s.led.holding())
+	}
+	s.led.stop()
+}
+
+// waitTasks waits for the runners of the session, whose context is
 // cancelled, at most the stop timeout.
 func (s *session) waitTasks() {
 	done := make(chan struct{})
@@ -188,7 +387,7 @@ func (s *session) waitTasks() {
 	}
 }
 
-// batch is the WorkRequest the session loop is filling.
+// batch is the WorkRequest being filled.
 type batch struct {
 	req   *palmv1.WorkRequest
 	count int // results and dones in req
@@ -226,19 +425,13 @@ func (b *batch) take() *palmv1.WorkRequest {
 	return r
 }
 
-// run is the session loop. ctx is Run's context, sctx the session's.
-func (s *session) run(ctx, sctx context.Context) (welcomed bool, err error) {
+// run is the session loop: it waits for the stream's end, and carries out
+// a stop caused by ctx, Run's context, within the stop timeout.
+func (s *session) run(ctx context.Context) error {
 	var (
-		out = &batch{
-			req:   &palmv1.WorkRequest{Hello: &palmv1.Hello{Name: s.w.name, Functions: s.w.functions()}, Credit: s.led.grant()},
-			limit: min(maxBatchBytes, s.w.cfg.MaxMessageSize),
-		}
-		carry  *output // an output that did not fit in out
-		closed bool    // CloseSend handed to the sender
-		why    reason  // why the session is stopping, when it is
-		done   = ctx.Done()
-		// Closed when the sender fails.
+		done       = ctx.Done()
 		sendFailed = s.sent
+		closed     = s.closed
 		// The bounds of a stop caused by ctx, and of the wait for the
 		// master to end the stream after CloseSend.
 		stopTimer, waitTimer *time.Timer
@@ -256,154 +449,58 @@ func (s *session) run(ctx, sctx context.Context) (welcomed bool, err error) {
 		}
 		return t.C
 	}
-	stop := func(r reason) {
-		if why == "" {
-			why = r
-			s.log.Info("stopping", "reason", string(r), "holding", s.led.holding())
-		}
-		s.led.stop()
-	}
-	add := func(o output) {
-		if o.result != nil {
-			out.addResult(o.result, o.size)
-		}
-		if o.done != nil {
-			out.addDone(o.done)
-			if !s.led.finish(o.done.GetTaskId()) {
-				s.log.Error("internal error: done for a task not held", "task", o.done.GetTaskId())
-			}
-			out.req.Credit += s.led.grant()
-			if s.led.exhausted() {
-				stop(byMessages)
-			}
-		}
-	}
 	for {
-		// What to hand the sender, if anything: the batch, or, once
-		// stopping with nothing held and everything handed over, the
-		// half-close.
-		var sendc chan sendItem
-		var item sendItem
-		switch {
-		case !out.empty():
-			sendc, item = s.sendc, sendItem{req: out.req}
-		case why != "" && !closed && carry == nil && s.led.holding() == 0:
-			sendc, item = s.sendc, sendItem{closeSend: true}
-		}
-		// Take outputs while the batch has room.
-		var outc chan output
-		if carry == nil && !out.full() {
-			outc = s.outc
-		}
 		select {
-		case sendc <- item:
-			if item.closeSend {
-				closed = true
-				s.log.Debug("half-closed the stream; waiting for the master to end it")
-				waitTimer = time.NewTimer(s.w.cfg.StopTimeout)
-				continue
-			}
-			out.take()
-			if carry != nil {
-				add(*carry)
-				carry = nil
-			}
-		case o := <-outc:
-			// Take what else is ready here, sparing the full select
-			// above a round per output.
-			for {
-				if !out.fits(o) {
-					carry = &o
-					break
-				}
-				add(o)
-				if out.full() {
-					break
-				}
-				var more bool
-				select {
-				case o, more = <-s.outc:
-				default:
-				}
-				if !more {
-					break
-				}
-			}
-		case resp := <-s.recvc:
-			if resp.GetWelcome() != nil && !welcomed {
-				welcomed = true
-				s.log.Info("connected to the master", "address", s.w.address, "master", resp.GetWelcome().GetMaster())
-			}
-			for _, t := range resp.GetTasks() {
-				if refusal := s.take(sctx, t, closed); refusal != nil {
-					out.addDone(refusal)
-				}
-			}
-			if resp.GetDrain() {
-				stop(byDrain)
-			}
 		case err := <-s.recvd:
-			return welcomed, s.ended(err, welcomed, why, closed)
+			return s.ended(err)
 		case <-sendFailed:
-			// Sending failed: the stream is broken, and Recv reports why.
 			sendFailed = nil
-			if !errors.Is(s.sendErr, io.EOF) {
+			if s.mu.Lock(); !errors.Is(s.sendErr, io.EOF) {
 				s.log.Warn("cannot send to the master", "error", s.sendErr)
 			}
+			s.mu.Unlock()
+		case <-closed:
+			closed = nil
+			s.log.Debug("half-closed the stream; waiting for the master to end it")
+			waitTimer = time.NewTimer(s.w.cfg.StopTimeout)
 		case <-done:
 			done = nil
-			stop(byContext)
+			s.mu.Lock()
+			s.stop(byContext)
+			s.mu.Unlock()
+			s.signal()
 			stopTimer = time.NewTimer(s.w.cfg.StopTimeout)
 		case <-timerC(stopTimer):
-			s.log.Warn("the stop timed out; abandoning the tasks still held",
-				"timeout", s.w.cfg.StopTimeout, "holding", s.led.holding())
-			return welcomed, nil
+			s.mu.Lock()
+			holding := s.led.holding()
+			s.mu.Unlock()
+			s.log.Warn("the stop timed out; abandoning the tasks still held", "timeout", s.w.cfg.StopTimeout, "holding", holding)
+			return nil
 		case <-timerC(waitTimer):
 			s.log.Warn("the master did not end the stream after the worker half-closed it", "timeout", s.w.cfg.StopTimeout)
-			return welcomed, nil
+			return nil
 		}
 	}
-}
-
-// take handles one task from the master; it returns the done refusing it
-// when the master sent it beyond the credit.
-func (s *session) take(sctx context.Context, t *palmv1.Task, closed bool) *palmv1.TaskDone {
-	id := t.GetId()
-	if closed {
-		s.log.Debug("task arrived after the worker half-closed; the master gives it to another worker", "task", id)
-		return nil
-	}
-	switch s.led.take(id) {
-	case accept:
-		s.tasks.Add(1)
-		go s.runTask(sctx, t)
-	case overCredit:
-		s.log.Warn("the master sent more tasks than the credit the worker granted; refusing the task", "task", id)
-		return &palmv1.TaskDone{TaskId: id, Error: &palmv1.Error{
-			Code:    uint32(codes.ResourceExhausted),
-			Message: "the master sent this task beyond the credit the worker granted",
-		}}
-	case duplicate:
-		s.log.Warn("the master sent a task the worker already holds; ignoring it", "task", id)
-	}
-	return nil
 }
 
 // ended logs how a stream ended and returns the error to report.
-func (s *session) ended(err error, welcomed bool, why reason, closed bool) error {
+func (s *session) ended(err error) error {
+	s.mu.Lock()
+	welcomed, why, closed, holding := s.welcomed, s.why, s.halfDone, s.led.holding()
+	s.mu.Unlock()
 	clean := errors.Is(err, io.EOF)
 	switch {
 	case closed && clean:
 		s.log.Debug("the master ended the stream")
 		return nil
-	case why != "" && s.led.holding() == 0:
+	case why != "" && holding == 0:
 		s.log.Debug("the stream ended while stopping", "error", err)
 		return nil
 	case clean:
 		err = status.Error(codes.Unavailable, "the master ended the stream")
 	}
 	if welcomed {
-		s.log.Warn("disconnected from the master", "address", s.w.address, "error", err, "abandoned", s.led.holding())
+		s.log.Warn("disconnected from the master", "address", s.w.address, "error", err, "abandoned", holding)
 	}
 	return err
 }

@@ -23,7 +23,8 @@
 // The worker speaks palm.v1.DispatchService.Work on one stream (see
 // dispatch.proto for the protocol a worker in any language follows) and
 // uses the master's CacheService over the same connection (Get, Set,
-// Delete, Keys). Functions run in goroutines of their own, at most Credit
-// at a time; a function's error or panic fails that one task and the
-// worker goes on.
+// Delete, Keys). It holds the tasks its credit lets the master send
+// (adaptive by default: see Credit) and runs them in order, at most
+// Concurrency at a time, on goroutines it starts once; a function's error
+// or panic fails that one task and the worker goes on.
 package worker

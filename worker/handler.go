@@ -51,10 +51,9 @@ func (f MuxHandlerFunc) HandleMux(ctx context.Context, msg *palmv1.PalmMessage) 
 // maxErrorLen bounds the message of a task's error, in bytes.
 const maxErrorLen = 16 << 10
 
-// runTask runs one task in its own goroutine and emits its results and its
-// done. ctx is the session's: cancelled when the stream breaks.
-func (s *session) runTask(ctx context.Context, t *palmv1.Task) {
-	defer s.tasks.Done()
+// runTask runs one task, which arrived at arrived, and emits its results
+// and its done. ctx is the session's: cancelled when the stream breaks.
+func (s *session) runTask(ctx context.Context, t *palmv1.Task, arrived time.Time) {
 	id, msg := t.GetId(), t.GetMessage()
 	start := time.Now()
 	var (
@@ -74,14 +73,19 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task) {
 	if err == nil {
 		// The function's context ends when the task's time is up (what
 		// remains of the client's deadline, or the master's task timeout).
+		// The time the task waited in the worker's queue counts.
 		fctx := ctx
+		left := time.Duration(0)
 		if ms := t.GetTimeoutMs(); ms > 0 {
+			left = time.Duration(min(ms, 1<<40))*time.Millisecond - start.Sub(arrived)
 			var cancel context.CancelFunc
-			fctx, cancel = context.WithTimeout(ctx, time.Duration(min(ms, 1<<40))*time.Millisecond)
+			fctx, cancel = context.WithTimeout(ctx, left)
 			defer cancel()
 		}
 		e, ok := s.w.lookup(step.Function)
 		switch {
+		case t.GetTimeoutMs() > 0 && left <= 0:
+			err = status.Errorf(codes.DeadlineExceeded, "the task's deadline passed while it waited in worker %q's queue", s.w.name)
 		case !ok:
 			err = status.Errorf(codes.NotFound, "worker %q has no function %q", s.w.name, step.Function)
 		case e.mux != nil:
@@ -97,7 +101,7 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task) {
 	if err != nil {
 		done.Error = errorOf(err, step)
 	}
-	if s.emit(ctx, output{result: last, size: resultSize(last), done: done}) && s.log.IsDebug() {
+	if s.emit(output{result: last, size: resultSize(last), done: done}) && s.log.IsDebug() {
 		s.log.Debug("task done", "task", id, "function", step.String(), "results", results,
 			"error", done.GetError().GetMessage(), "took", time.Since(start))
 	}
@@ -136,7 +140,7 @@ func (s *session) callMux(ctx context.Context, h MuxHandler, id uint64, msg *pal
 			return n, err
 		}
 		r := &palmv1.TaskResult{TaskId: id, Message: &palmv1.PalmMessage{Payload: payload}}
-		if !s.emit(ctx, output{result: r, size: resultSize(r)}) {
+		if !s.emit(output{result: r, size: resultSize(r)}) {
 			return n, context.Cause(ctx) // the stream is gone; nothing more is sent
 		}
 		n++

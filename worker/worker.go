@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,20 +34,42 @@ const (
 
 // settings are the options only a Worker takes.
 type settings struct {
-	credit     int
-	messages   int
-	backoffMin time.Duration
-	backoffMax time.Duration
+	credit      int // 0: adaptive
+	concurrency int // 0: the default
+	messages    int
+	backoffMin  time.Duration
+	backoffMax  time.Duration
 }
 
-// Credit sets how many tasks a Worker holds at once: the credit it grants
-// its master, and also the most handler calls it runs at the same time. A
-// task is held from the moment the master sends it until the worker has
-// reported it done. n must be at least 1. Default: twice GOMAXPROCS at the
-// time New is called, so that CPU-bound handlers keep every processor busy
-// while the next tasks are already on their way.
+// DefaultMaxCredit is the most tasks a Worker with an adaptive credit (the
+// default) holds at once.
+const DefaultMaxCredit = 1024
+
+// Credit fixes how many tasks a Worker holds at once: the credit it grants
+// its master. A task is held from the moment the master sends it until the
+// worker has reported it done; the tasks held and not running wait in the
+// worker's queue, in order. Without Concurrency, Credit also sets the most
+// handler calls run at the same time, n. n must be at least 1.
+//
+// Default: an adaptive credit. The worker holds the tasks it runs at once
+// (Concurrency) plus as many as it completes in about 5 ms, measured as it
+// works, up to DefaultMaxCredit tasks and about 32 MiB of task payload: a
+// fast worker holds enough tasks to keep its master's batches full, a slow
+// one hardly more than it runs, so that the tasks waiting go to whichever
+// worker is free. Fix the credit for a function whose calls take very
+// different times, or to hold exactly one task at a time (Credit(1)).
 func Credit(n int) palm.Option {
 	return config.Role("worker.Credit", func(s *settings) { s.credit = n })
+}
+
+// Concurrency sets the most handler calls a Worker runs at the same time;
+// a handler that waits (on a database, another service) may want more than
+// the default, a handler that must run alone Concurrency(1). n must be at
+// least 1. Default: the fixed Credit when one is set, otherwise twice
+// GOMAXPROCS at the time New is called, so that CPU-bound handlers keep
+// every processor busy.
+func Concurrency(n int) palm.Option {
+	return config.Role("worker.Concurrency", func(s *settings) { s.concurrency = n })
 }
 
 // Messages makes a Worker stop after it has completed n tasks, like the
@@ -79,7 +102,7 @@ func Backoff(min, max time.Duration) palm.Option {
 // (a function registered while connected is served at once, and announced
 // to the master when the worker next connects). Every method is safe for
 // concurrent use by multiple goroutines; handlers are called from several
-// goroutines at once (up to Credit).
+// goroutines at once (up to Concurrency).
 type Worker struct {
 	name    string
 	address string
@@ -108,7 +131,7 @@ type entry struct {
 //
 // The name is used in logs (the worker logs as a sub-logger of that name)
 // and sent to the master; it must be non-empty valid UTF-8 and need not be
-// unique. Options: Credit, Messages and Backoff; palm.WithTLS to dial with
+// unique. Options: Credit, Concurrency, Messages and Backoff; palm.WithTLS to dial with
 // TLS (default: plaintext); palm.WithDialOptions, applied after palm's own;
 // palm.WithMaxMessageSize, the largest result payload or cache value sent
 // and the largest task accepted (default 4 MiB); palm.WithStopTimeout, the
@@ -127,20 +150,32 @@ func New(name, address string, opts ...palm.Option) (*Worker, error) {
 	}
 	cfg := config.New(opts)
 	s := settings{
-		credit:     2 * runtime.GOMAXPROCS(0),
-		backoffMin: DefaultBackoffMin,
-		backoffMax: DefaultBackoffMax,
+		credit:      -1,
+		concurrency: -1,
+		backoffMin:  DefaultBackoffMin,
+		backoffMax:  DefaultBackoffMax,
 	}
 	if err := config.ApplyRole(cfg, "worker", &s); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	switch {
-	case s.credit < 1 || s.credit > math.MaxInt32:
+	case s.credit != -1 && (s.credit < 1 || s.credit > math.MaxInt32):
 		return nil, fmt.Errorf("worker: Credit(%d): the credit must be between 1 and %d", s.credit, math.MaxInt32)
+	case s.concurrency != -1 && (s.concurrency < 1 || s.concurrency > math.MaxInt32):
+		return nil, fmt.Errorf("worker: Concurrency(%d): the concurrency must be between 1 and %d", s.concurrency, math.MaxInt32)
 	case s.messages < 0:
 		return nil, fmt.Errorf("worker: Messages(%d): the number of messages must not be negative", s.messages)
 	case s.backoffMin <= 0 || s.backoffMax < s.backoffMin:
 		return nil, fmt.Errorf("worker: Backoff(%v, %v): need 0 < min <= max", s.backoffMin, s.backoffMax)
+	}
+	switch {
+	case s.concurrency == -1 && s.credit != -1:
+		s.concurrency = s.credit
+	case s.concurrency == -1:
+		s.concurrency = 2 * runtime.GOMAXPROCS(0)
+	}
+	if s.credit == -1 {
+		s.credit = 0 // adaptive
 	}
 	w := &Worker{name: name, address: address, cfg: cfg, set: s, logger: cfg.NamedLogger(name)}
 	w.handlers.Store(&map[string]entry{})
@@ -222,9 +257,11 @@ func (w *Worker) functions() []string {
 // has completed as many tasks as Messages allows; then it returns nil.
 //
 // It opens DispatchService.Work, says hello with the registered functions
-// and its credit, and runs every task it is sent, at most Credit at once,
-// each in a goroutine of its own, reporting results and completion as the
-// protocol in dispatch.proto says. A task's function is the step at the
+// and its credit, and runs every task it is sent, in the order sent, at
+// most Concurrency at once, on goroutines started once per stream (none per
+// task), reporting results and completion as the protocol in
+// dispatch.proto says. A task whose deadline passes while it waits in the
+// worker's queue ends with DeadlineExceeded without calling its function. A task's function is the step at the
 // message's stage; its server part is not checked. A function the worker
 // does not have ends the task with NotFound; a function that returns an
 // error ends it with that error's gRPC code (Unknown for an error that
@@ -276,10 +313,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.cache.Store(nil)
 
 	dispatch := palmv1.NewDispatchServiceClient(conn)
-	led := newLedger(w.set.credit, w.set.messages)
+	led := w.newLedger()
 	delay := w.set.backoffMin
 	failures := 0
-	w.logger.Info("connecting to the master", "address", w.address, "credit", w.set.credit)
+	w.logger.Info("connecting to the master", "address", w.address, "credit", w.creditName(), "concurrency", w.set.concurrency)
 	for {
 		welcomed, err := w.session(ctx, dispatch, led)
 		if ctx.Err() != nil || led.exhausted() {
@@ -310,6 +347,23 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// newLedger returns the ledger of a Run: a fixed window of Credit tasks, or
+// an adaptive one from the concurrency to DefaultMaxCredit.
+func (w *Worker) newLedger() *ledger {
+	if w.set.credit > 0 {
+		return newLedger(w.set.credit, w.set.credit, w.set.messages)
+	}
+	return newLedger(w.set.concurrency, max(w.set.concurrency, DefaultMaxCredit), w.set.messages)
+}
+
+// creditName describes the credit for the log.
+func (w *Worker) creditName() string {
+	if w.set.credit > 0 {
+		return strconv.Itoa(w.set.credit)
+	}
+	return "adaptive"
 }
 
 // dialOptions are the worker's gRPC dial options: palm's shared ones, the
