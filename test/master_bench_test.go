@@ -153,8 +153,8 @@ func BenchmarkMasterJob(b *testing.B) {
 			rawStream(b, raw, payload, warm, 1)
 			palmJob(b, c, payload, warm)
 			b.ResetTimer()
-			tRaw, aRaw := allocated(func() time.Duration { return rawStream(b, raw, payload, b.N, 1) })
-			tPalm, aPalm := allocated(func() time.Duration { return palmJob(b, c, payload, b.N) })
+			tRaw, aRaw, _ := allocated(func() time.Duration { return rawStream(b, raw, payload, b.N, 1) })
+			tPalm, aPalm, nPalm := allocated(func() time.Duration { return palmJob(b, c, payload, b.N) })
 			b.StopTimer()
 			rate := func(d time.Duration) float64 { return float64(b.N) / d.Seconds() }
 			b.ReportMetric(rate(tRaw), "raw-msg/s")
@@ -162,18 +162,19 @@ func BenchmarkMasterJob(b *testing.B) {
 			b.ReportMetric(rate(tPalm)/rate(tRaw), "master/raw")
 			b.ReportMetric(float64(aRaw)/float64(b.N), "raw-B/msg")
 			b.ReportMetric(float64(aPalm)/float64(b.N), "master-B/msg")
+			b.ReportMetric(float64(nPalm)/float64(b.N), "master-allocs/msg")
 		})
 	}
 }
 
-// allocated runs f and returns what it returns and the bytes the process
-// allocated meanwhile.
-func allocated(f func() time.Duration) (time.Duration, uint64) {
+// allocated runs f and returns what it returns, and the bytes and the
+// objects the process allocated meanwhile.
+func allocated(f func() time.Duration) (time.Duration, uint64, uint64) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	d := f()
 	runtime.ReadMemStats(&after)
-	return d, after.TotalAlloc - before.TotalAlloc
+	return d, after.TotalAlloc - before.TotalAlloc, after.Mallocs - before.Mallocs
 }
 
 // BenchmarkMasterHeap sends a 1,000,000-message job of 100 B payloads

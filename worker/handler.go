@@ -101,7 +101,7 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task, arrived time.Time
 	if err != nil {
 		done.Error = errorOf(err, step)
 	}
-	if s.emit(output{result: last, size: resultSize(last), done: done}) && s.log.IsDebug() {
+	if s.emit(output{result: last, size: resultSize(last), done: done, took: time.Since(start)}) && s.log.IsDebug() {
 		s.log.Debug("task done", "task", id, "function", step.String(), "results", results,
 			"error", done.GetError().GetMessage(), "took", time.Since(start))
 	}
