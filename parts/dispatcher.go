@@ -392,8 +392,14 @@ func (l *loop) accept(e Envelope) error {
 	if d.cfg.Scatter == nil && e.Step.Function != "" {
 		// The common case, without a scatter hook: one task, its step
 		// already parsed by the gateway, and no slice to build.
-		fan := &fanout{origin: e.Origin, sequence: e.Sequence, remaining: 1}
-		return l.submit(e, e.Msg, e.Step.Function, fan)
+		// The task, its state and its fanout in one allocation.
+		one := &struct {
+			t   dispatch.Task
+			st  taskState
+			fan fanout
+		}{fan: fanout{origin: e.Origin, sequence: e.Sequence, remaining: 1}}
+		one.st = taskState{msg: e.Msg, fan: &one.fan}
+		return l.push(e, &one.t, &one.st, e.Step.Function)
 	}
 	msgs := []*palmv1.PalmMessage{e.Msg}
 	if d.cfg.Scatter != nil {
@@ -429,9 +435,14 @@ func (l *loop) accept(e Envelope) error {
 
 // submit queues one task of fan, or answers it when the core refuses it.
 func (l *loop) submit(e Envelope, m *palmv1.PalmMessage, fn string, fan *fanout) error {
+	return l.push(e, &dispatch.Task{}, &taskState{msg: m, fan: fan}, fn)
+}
+
+// push fills in t, whose state is st, and queues it, or answers it when the
+// core refuses it.
+func (l *loop) push(e Envelope, t *dispatch.Task, st *taskState, fn string) error {
 	l.nextTask++
-	st := &taskState{msg: m, fan: fan}
-	t := &dispatch.Task{ID: dispatch.TaskID(l.nextTask), Function: fn, Origin: e.Origin, Deadline: e.Deadline, Value: st}
+	*t = dispatch.Task{ID: dispatch.TaskID(l.nextTask), Function: fn, Origin: e.Origin, Deadline: e.Deadline, Value: st}
 	if l.d.cfg.WaitForWorkers > 0 && !l.core.Serves(fn) {
 		l.warnWaiting(fn)
 	}

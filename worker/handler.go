@@ -121,7 +121,14 @@ func (s *session) callOne(ctx context.Context, h palm.Handler, id uint64, msg *p
 	if err := s.checkSize(payload); err != nil {
 		return nil, err
 	}
-	return &palmv1.TaskResult{TaskId: id, Message: &palmv1.PalmMessage{Payload: payload}}, nil
+	// The result and its message in one allocation.
+	r := &struct {
+		res palmv1.TaskResult
+		msg palmv1.PalmMessage
+	}{}
+	r.msg.Payload = payload
+	r.res.TaskId, r.res.Message = id, &r.msg
+	return &r.res, nil
 }
 
 // callMux ranges over a MuxHandler's results, emitting each, and turns a
