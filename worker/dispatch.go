@@ -455,10 +455,18 @@ func (b *batch) addDone(d *palmv1.TaskDone) {
 	b.count++
 }
 
-// take hands over the request and starts an empty one.
+// take hands over the request and starts an empty one, with room for as
+// many results and dones as the one handed over, so that it does not grow
+// by steps.
 func (b *batch) take() *palmv1.WorkRequest {
 	r := b.req
 	b.req, b.count, b.size = &palmv1.WorkRequest{}, 0, 0
+	if n := len(r.Results); n > 0 {
+		b.req.Results = make([]*palmv1.TaskResult, 0, n)
+	}
+	if n := len(r.Done); n > 0 {
+		b.req.Done = make([]*palmv1.TaskDone, 0, n)
+	}
 	return r
 }
 

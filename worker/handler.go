@@ -61,6 +61,7 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task, arrived time.Time
 		err     error
 		results int
 		last    *palmv1.TaskResult // a plain handler's result, sent with the done
+		done    *palmv1.TaskDone
 	)
 	if msg == nil {
 		err = status.Errorf(codes.InvalidArgument, "task %d carries no message", id)
@@ -91,13 +92,15 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task, arrived time.Time
 		case e.mux != nil:
 			results, err = s.callMux(fctx, e.mux, id, msg, step)
 		default:
-			last, err = s.callOne(fctx, e.one, id, msg, step)
+			last, done, err = s.callOne(fctx, e.one, id, msg, step)
 			if last != nil {
 				results = 1
 			}
 		}
 	}
-	done := &palmv1.TaskDone{TaskId: id}
+	if done == nil {
+		done = &palmv1.TaskDone{TaskId: id}
+	}
 	if err != nil {
 		done.Error = errorOf(err, step)
 	}
@@ -108,27 +111,29 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task, arrived time.Time
 }
 
 // callOne calls a palm.Handler, turning a panic into Internal.
-func (s *session) callOne(ctx context.Context, h palm.Handler, id uint64, msg *palmv1.PalmMessage, step route.Step) (res *palmv1.TaskResult, err error) {
+func (s *session) callOne(ctx context.Context, h palm.Handler, id uint64, msg *palmv1.PalmMessage, step route.Step) (res *palmv1.TaskResult, done *palmv1.TaskDone, err error) {
 	defer s.recoverPanic(step, id, &err)
 	payload, err := h.Handle(ctx, msg)
 	if err != nil {
 		s.log.Error("user function gave an error", "function", step.String(), "task", id, "error", fmt.Sprintf("%+v", err))
-		return nil, err
+		return nil, nil, err
 	}
 	if payload == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err := s.checkSize(payload); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// The result and its message in one allocation.
+	// The result, its message and the task's done in one allocation.
 	r := &struct {
-		res palmv1.TaskResult
-		msg palmv1.PalmMessage
+		res  palmv1.TaskResult
+		msg  palmv1.PalmMessage
+		done palmv1.TaskDone
 	}{}
 	r.msg.Payload = payload
 	r.res.TaskId, r.res.Message = id, &r.msg
-	return &r.res, nil
+	r.done.TaskId = id
+	return &r.res, &r.done, nil
 }
 
 // callMux ranges over a MuxHandler's results, emitting each, and turns a
