@@ -276,6 +276,7 @@ type loop struct {
 	assigning bool
 	timer     *time.Timer
 	timerAt   time.Time // when timer fires; zero when stopped
+	now       time.Time // the time of the burst being accepted; zero until read
 }
 
 // Run owns the dispatch core until ctx ends.
@@ -309,6 +310,7 @@ func (d *Dispatcher) Run(ctx context.Context, link *Link) error {
 		case <-ctx.Done():
 			return nil
 		case e := <-inbox:
+			l.now = time.Time{}
 			err = l.accept(e)
 			// Take what else waits, up to a burst, before handing tasks
 			// out: the tasks of a burst go out together, in fewer
@@ -448,7 +450,10 @@ func (l *loop) push(e Envelope, t *dispatch.Task, st *taskState, fn string) erro
 	}
 	// Push, not Submit: Run reads the inbox only when there is room, and
 	// the tasks of one message are never refused half-way.
-	switch err := l.core.Push(t, time.Now()); {
+	if l.now.IsZero() {
+		l.now = time.Now() // one reading for a burst of messages
+	}
+	switch err := l.core.Push(t, l.now); {
 	case err == nil:
 		l.watch(e.Origin)
 		return nil

@@ -53,6 +53,7 @@ type output struct {
 	size   int // encoded size of result, measured by the runner
 	done   *palmv1.TaskDone
 	took   time.Duration // with done: how long the function took
+	end    time.Time     // with done: when it returned
 }
 
 // queued is a task waiting in the run queue.
@@ -388,7 +389,7 @@ func (s *session) emit(o output) bool {
 	if o.done != nil {
 		s.timed(o.took)
 		s.out.addDone(o.done)
-		if !s.led.finish(o.done.GetTaskId(), time.Now()) {
+		if !s.led.finish(o.done.GetTaskId(), o.end) {
 			s.log.Error("internal error: done for a task not held", "task", o.done.GetTaskId())
 		}
 		s.out.req.Credit += s.led.grant()

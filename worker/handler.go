@@ -104,9 +104,10 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task, arrived time.Time
 	if err != nil {
 		done.Error = errorOf(err, step)
 	}
-	if s.emit(output{result: last, size: resultSize(last), done: done, took: time.Since(start)}) && s.log.IsDebug() {
+	end := time.Now()
+	if s.emit(output{result: last, size: resultSize(last), done: done, end: end, took: end.Sub(start)}) && s.log.IsDebug() {
 		s.log.Debug("task done", "task", id, "function", step.String(), "results", results,
-			"error", done.GetError().GetMessage(), "took", time.Since(start))
+			"error", done.GetError().GetMessage(), "took", end.Sub(start))
 	}
 }
 
