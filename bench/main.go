@@ -61,9 +61,11 @@ const (
 type config struct {
 	runs      int
 	timeout   time.Duration // bounds each measurement
-	n         int           // messages per shape per run at 100 B (throughput, scaling, pipeline Jobs)
+	n         int           // messages per shape per run of the throughput section at 100 B
 	n10k      int           // the same at 10 KiB
-	nCounters int           // messages per shape per run of the counters section
+	nScaling  int           // messages per shape per run of the scaling section
+	nCounters int           // the same of the counters section
+	nJobs     int           // the same of the pipelines section's Jobs
 	large     []size        // the large section's payloads and counts
 	samples   int           // round trips per shape per run of the latency section
 	evals     int           // Evals per shape per run of the pipelines section
@@ -75,7 +77,7 @@ type config struct {
 func defaults() config {
 	return config{
 		runs: 3, timeout: 2 * time.Minute,
-		n: 200_000, n10k: 50_000, nCounters: 100_000,
+		n: 200_000, n10k: 50_000, nScaling: 100_000, nCounters: 100_000, nJobs: 100_000,
 		large:   []size{{"1 KiB", 1 << 10, 50_000}, {"100 KiB", 100 << 10, 2_000}, {"1 MiB", 1 << 20, 200}},
 		samples: 5_000, evals: 6_400,
 		heapN: 1_000_000, heapRuns: 1,
@@ -87,7 +89,7 @@ func defaults() config {
 func quick() config {
 	return config{
 		runs: 1, timeout: time.Minute,
-		n: 2_000, n10k: 1_000, nCounters: 2_000,
+		n: 2_000, n10k: 1_000, nScaling: 2_000, nCounters: 2_000, nJobs: 2_000,
 		large:   []size{{"1 KiB", 1 << 10, 500}, {"100 KiB", 100 << 10, 50}, {"1 MiB", 1 << 20, 10}},
 		samples: 200, evals: 640,
 		heapN: 20_000, heapRuns: 1,
@@ -189,7 +191,7 @@ func runSections(ctx context.Context, w io.Writer, picked []section, cfg config)
 func main() {
 	cfg := defaults()
 	quickFlag := flag.Bool("quick", false, "every shape once with a few messages (for CI): -runs 1, small counts; flags given beside it still apply")
-	n := flag.Int("n", cfg.n, "messages per shape per run at 100 B and 10 KiB (throughput, scaling, counters, pipeline Jobs)")
+	n := flag.Int("n", 0, "messages per shape per run of every Job at 100 B and 10 KiB: throughput, scaling, counters, pipeline Jobs (default: 200000 at 100 B and 50000 at 10 KiB in throughput, 100000 elsewhere)")
 	runs := flag.Int("runs", cfg.runs, "runs of each shape")
 	samples := flag.Int("samples", cfg.samples, "round trips per shape per run in the latency section")
 	evals := flag.Int("evals", cfg.evals, "Evals per shape per run in the pipelines section (64 at a time)")
@@ -209,7 +211,7 @@ func main() {
 	flag.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "n":
-			cfg.n, cfg.n10k, cfg.nCounters = *n, *n, *n
+			cfg.n, cfg.n10k, cfg.nScaling, cfg.nCounters, cfg.nJobs = *n, *n, *n, *n, *n
 		case "runs":
 			cfg.runs = *runs
 		case "samples":
@@ -228,12 +230,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
-	fmt.Printf("%s, %s\n%d runs; n = %d at 100 B, %d at 10 KiB, %d in counters; %d latency samples; %d pipeline Evals; heap Job of %d, %d runs\n",
-		time.Now().UTC().Format(time.RFC3339), machine(), cfg.runs, cfg.n, cfg.n10k, cfg.nCounters, cfg.samples, cfg.evals, cfg.heapN, cfg.heapRuns)
+	fmt.Printf("%s, %s\n%s\n", time.Now().UTC().Format(time.RFC3339), machine(), cfg)
 	if err := runSections(context.Background(), os.Stdout, picked, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// String lists the counts.
+func (c config) String() string {
+	return fmt.Sprintf("%d runs; messages per run: %d at 100 B and %d at 10 KiB (throughput), %d (scaling), %d (counters), %d (pipeline Jobs); "+
+		"%d latency samples; %d pipeline Evals; heap Job of %d, %d run(s)",
+		c.runs, c.n, c.n10k, c.nScaling, c.nCounters, c.nJobs, c.samples, c.evals, c.heapN, c.heapRuns)
 }
 
 // check reports a count out of bounds.
@@ -242,7 +250,7 @@ func (c config) check() error {
 		name      string
 		n, lo, hi int
 	}{
-		{"-n", c.n, 1, maxN}, {"-n", c.n10k, 1, maxN}, {"-n", c.nCounters, 1, maxN},
+		{"-n", c.n, 1, maxN}, {"-n", c.n10k, 1, maxN}, {"-n", c.nScaling, 1, maxN}, {"-n", c.nCounters, 1, maxN}, {"-n", c.nJobs, 1, maxN},
 		{"-runs", c.runs, 1, maxRuns}, {"-samples", c.samples, 1, maxN}, {"-evals", c.evals, 1, maxN},
 		{"-heap-n", c.heapN, 0, maxN}, {"-heap-runs", c.heapRuns, 1, maxRuns},
 	} {

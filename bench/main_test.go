@@ -7,7 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain checks that every shape, once stopped, leaves no goroutine
+// behind: a shape's stop must end all it started.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestEveryShape runs every section once with the -quick counts, so that
 // the benchmark keeps building and every shape keeps moving all its

@@ -35,14 +35,14 @@ var pipelineBases = map[string]struct{ base, goal string }{
 }
 
 // runPipelines measures cfg.evals Evals per run through the Eval shapes and
-// cfg.n messages per run through the Job shapes, at 100 B.
+// cfg.nJobs messages per run through the Job shapes, at 100 B.
 func runPipelines(ctx context.Context, cfg config) ([]row, error) {
 	payload := makePayload(100)
 	evals, err := rates(ctx, evalShapes, cfg.runs, cfg.timeout, payload, cfg.evals, max(evalCallers, cfg.evals/10))
 	if err != nil {
 		return nil, err
 	}
-	jobs, err := rates(ctx, jobShapes, cfg.runs, cfg.timeout, payload, cfg.n, warmOf(cfg.n))
+	jobs, err := rates(ctx, jobShapes, cfg.runs, cfg.timeout, payload, cfg.nJobs, warmOf(cfg.nJobs))
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func scalingShapes() []shape {
 // runScaling measures every scale of NATS and palm at 100 B, interleaved.
 func runScaling(ctx context.Context, cfg config) ([]row, error) {
 	shapes := scalingShapes()
-	samples, err := rates(ctx, shapes, cfg.runs, cfg.timeout, makePayload(100), cfg.n, warmOf(cfg.n))
+	samples, err := rates(ctx, shapes, cfg.runs, cfg.timeout, makePayload(100), cfg.nScaling, warmOf(cfg.nScaling))
 	if err != nil {
 		return nil, err
 	}
