@@ -64,7 +64,7 @@ func runCounters(ctx context.Context, cfg config) ([]row, error) {
 
 // printCounters writes a line per shape and counter: min, median and max
 // per message, and the median against NATS's.
-func printCounters(w io.Writer, rows []row) {
+func printCounters(w io.Writer, rows []row, _ config) {
 	t := newTable(w, "shape", "payload", "per message", "min", "median", "max", "vs nats", "goal")
 	for _, r := range rows {
 		goal := ""

@@ -82,14 +82,14 @@ func runHeap(ctx context.Context, cfg config) ([]row, error) {
 }
 
 // printHeap writes the peak heap against the bound, and the Job's rate.
-func printHeap(w io.Writer, rows []row, n int) {
+func printHeap(w io.Writer, rows []row, cfg config) {
 	t := newTable(w, "shape", "payload", "messages", "min peak MiB", "median peak MiB", "max peak MiB", "vs bound", "median msg/s", "goal")
 	peak, rate := find(rows, heapShape, "100 B", "peak heap MiB"), find(rows, heapShape, "100 B", "msg/s")
 	if peak == nil || rate == nil {
 		return
 	}
 	bound := row{values: []float64{heapBoundMiB}}
-	t.line(append(append([]string{heapShape, peak.payload, fmt.Sprint(n)}, mmm(*peak, "%.1f")...),
+	t.line(append(append([]string{heapShape, peak.payload, fmt.Sprint(cfg.heapN)}, mmm(*peak, "%.1f")...),
 		ratio(peak, &bound), fmt.Sprintf("%.0f", rate.median()), fmt.Sprintf("≤ %d MiB", heapBoundMiB))...)
 	t.flush()
 }

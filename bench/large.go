@@ -38,9 +38,9 @@ func runLarge(ctx context.Context, cfg config) ([]row, error) {
 // printLarge writes each shape's MiB/s and its median against the raw
 // stream's, and beside them the median bytes allocated per message and
 // their ratio to the payload.
-func printLarge(w io.Writer, rows []row, sizes []size) {
+func printLarge(w io.Writer, rows []row, cfg config) {
 	t := newTable(w, "shape", "payload", "min MiB/s", "median MiB/s", "max MiB/s", "vs raw 1/Send", "alloc B/msg", "alloc/payload", "goal")
-	for _, sz := range sizes {
+	for _, sz := range cfg.large {
 		for _, sh := range largeShapes {
 			speed, alloc := find(rows, sh.name, sz.name, "MiB/s"), find(rows, sh.name, sz.name, "alloc B/msg")
 			if speed == nil || alloc == nil {

@@ -62,7 +62,7 @@ func runLatency(ctx context.Context, cfg config) ([]row, error) {
 
 // printLatency writes each shape's p50 and p99 (min, median and max over the
 // runs) and their medians against the NATS request's.
-func printLatency(w io.Writer, rows []row) {
+func printLatency(w io.Writer, rows []row, _ config) {
 	t := newTable(w, "shape", "payload", "min p50 µs", "median p50 µs", "max p50 µs", "min p99 µs", "median p99 µs", "max p99 µs", "p50 vs nats", "p99 vs nats", "goal")
 	for _, sh := range latencyShapes {
 		p50, p99 := find(rows, sh.name, "100 B", "p50 µs"), find(rows, sh.name, "100 B", "p99 µs")

@@ -104,20 +104,13 @@ type section struct {
 }
 
 var sections = []section{
-	{"throughput", "Throughput: one Job (NATS: async requests) of N messages", runThroughput,
-		func(w io.Writer, rows []row, _ config) { printThroughput(w, rows) }},
-	{"scaling", "Scaling: workers (NATS: queue subscribers) and concurrent clients (NATS: publishing connections)", runScaling,
-		func(w io.Writer, rows []row, _ config) { printScaling(w, rows) }},
-	{"large", "Large payloads: the master against the raw stream, bytes/s and bytes allocated per message", runLarge,
-		func(w io.Writer, rows []row, cfg config) { printLarge(w, rows, cfg.large) }},
-	{"latency", "Latency: sequential round trips, one at a time", runLatency,
-		func(w io.Writer, rows []row, _ config) { printLatency(w, rows) }},
-	{"counters", "Per message, whole process: a 100 B Job through the master beside NATS", runCounters,
-		func(w io.Writer, rows []row, _ config) { printCounters(w, rows) }},
-	{"heap", "Peak heap of one long Job through a master with two slow workers", runHeap,
-		func(w io.Writer, rows []row, cfg config) { printHeap(w, rows, cfg.heapN) }},
-	{"pipelines", "Pipelines: concurrent Evals on one client, and stages", runPipelines,
-		func(w io.Writer, rows []row, _ config) { printPipelines(w, rows) }},
+	{"throughput", "one Job (NATS: async requests) of N messages per shape, in msg/s", runThroughput, printThroughput},
+	{"scaling", "workers (NATS: queue subscribers) and concurrent clients (NATS: publishing connections), in msg/s", runScaling, printScaling},
+	{"large", "the master against the raw stream, in bytes/s, and bytes allocated per message", runLarge, printLarge},
+	{"latency", "sequential round trips, one at a time", runLatency, printLatency},
+	{"counters", "per message of a 100 B Job through the master beside NATS, whole process", runCounters, printCounters},
+	{"heap", "peak heap of one long Job through a master with two slow workers", runHeap, printHeap},
+	{"pipelines", "concurrent Evals on one client, and pipeline stages, in msg/s", runPipelines, printPipelines},
 }
 
 func sectionNames() []string {
@@ -179,7 +172,7 @@ func runSections(ctx context.Context, w io.Writer, picked []section, cfg config)
 			failed = append(failed, fmt.Sprintf("%s: %v", s.name, err))
 			continue
 		}
-		fmt.Fprintf(w, "\n## %s — %s (%.0f s)\n", s.name, s.title, time.Since(t0).Seconds())
+		fmt.Fprintf(w, "\n## %s: %s (%.0f s)\n", s.name, s.title, time.Since(t0).Seconds())
 		s.print(w, rows, cfg)
 	}
 	if len(failed) > 0 {

@@ -51,7 +51,7 @@ func runPipelines(ctx context.Context, cfg config) ([]row, error) {
 
 // printPipelines writes each shape's messages per second and its median
 // against its base.
-func printPipelines(w io.Writer, rows []row) {
+func printPipelines(w io.Writer, rows []row, _ config) {
 	t := newTable(w, "shape", "payload", "min msg/s", "median msg/s", "max msg/s", "ratio", "against", "goal")
 	for _, r := range rows {
 		b := pipelineBases[r.shape]

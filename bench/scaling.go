@@ -68,7 +68,7 @@ func runScaling(ctx context.Context, cfg config) ([]row, error) {
 // printScaling writes each shape's NATS row then its palm row, each with its
 // median against NATS in the same shape and against its own system's base
 // (two workers or subscribers, one client or publisher).
-func printScaling(w io.Writer, rows []row) {
+func printScaling(w io.Writer, rows []row, _ config) {
 	t := newTable(w, "shape", "payload", "min msg/s", "median msg/s", "max msg/s", "vs nats same shape", "vs 2 workers/subs, 1 client/pub", "goal")
 	for _, s := range scales {
 		for _, name := range []string{s.nats(), s.palm()} {

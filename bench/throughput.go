@@ -65,7 +65,7 @@ var throughputGoals = map[string]string{
 
 // printThroughput writes each row's min, median and max, and its median
 // against the NATS and raw 1/Send medians at the same payload.
-func printThroughput(w io.Writer, rows []row) {
+func printThroughput(w io.Writer, rows []row, _ config) {
 	t := newTable(w, "shape", "payload", "min msg/s", "median msg/s", "max msg/s", "vs nats", "vs raw 1/Send", "goal")
 	for _, r := range rows {
 		t.line(append(append([]string{r.shape, r.payload}, mmm(r, "%.0f")...),
