@@ -7,6 +7,7 @@ require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.53.1
+	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 )
 
