@@ -43,7 +43,9 @@ const (
 type fakeGateway struct {
 	palmv1.UnimplementedGatewayServiceServer
 
-	pub *fakePublisher // where payloadPub's reply goes
+	pub       *fakePublisher // where payloadPub's reply goes
+	evaluated chan struct{}  // closed by the first Eval
+	evalOnce  sync.Once
 
 	// completeEvery, when above zero, makes Stream hold replies and
 	// completions until that many messages are unfinished (or the client
@@ -60,7 +62,7 @@ type fakeGateway struct {
 }
 
 func newFakeGateway() *fakeGateway {
-	return &fakeGateway{changed: make(chan struct{})}
+	return &fakeGateway{changed: make(chan struct{}), evaluated: make(chan struct{})}
 }
 
 var check = route.Check{Server: fakeServer, Known: func(f string) bool { return f == "echo" || f == "other" }}
@@ -114,6 +116,7 @@ func answer(m *palmv1.PalmMessage) *palmv1.PalmMessage {
 func (f *fakeGateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.EvalResponse, error) {
 	m := req.GetMessage()
 	f.record(func() { f.evals = append(f.evals, m) })
+	f.evalOnce.Do(func() { close(f.evaluated) })
 	if _, err := check.Admit(m); err != nil {
 		return nil, err
 	}
@@ -204,6 +207,9 @@ func (f *fakeGateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 type fakePublisher struct {
 	palmv1.UnimplementedPublisherServiceServer
 
+	// delay, when set, runs before each subscription is put in place.
+	delay func()
+
 	mu         sync.Mutex
 	subscribed int // subscriptions confirmed so far
 	open       map[*fakeSub]struct{}
@@ -221,6 +227,9 @@ func newFakePublisher() *fakePublisher {
 
 func (f *fakePublisher) Subscribe(_ *palmv1.SubscribeRequest, stream palmv1.PublisherService_SubscribeServer) error {
 	s := &fakeSub{out: make(chan *palmv1.SubscribeResponse, 16), cut: make(chan error, 1), done: make(chan struct{})}
+	if f.delay != nil {
+		f.delay()
+	}
 	f.mu.Lock()
 	f.open[s] = struct{}{}
 	f.subscribed++

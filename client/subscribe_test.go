@@ -44,6 +44,14 @@ func replyTo(m *palmv1.PalmMessage, payload string) *palmv1.PalmMessage {
 // after the other use the one subscription.
 func TestSubscriptionBeforeSend(t *testing.T) {
 	ts := startServer(t)
+	// A slow publisher: a call sent before the confirmation reaches the
+	// server before the subscription is in place.
+	ts.pub.delay = func() {
+		select {
+		case <-ts.gateway.evaluated:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	c := ts.subClient(t)
 	ctx := testCtx(t, 20*time.Second)
 	for i := range 3 {
@@ -214,7 +222,11 @@ func TestSubscriptionSlowJobFails(t *testing.T) {
 	}
 	ts.gateway.mu.Unlock()
 	ts.pub.publish(ctx, a[0])
-	<-blocked
+	select {
+	case <-blocked:
+	case <-ctx.Done():
+		t.Fatal("the slow job never had its first reply")
+	}
 	ts.pub.publish(ctx, a[1:]...)
 	ts.pub.publish(ctx, b...)
 	select {
@@ -369,7 +381,11 @@ func TestSharedSubscriptionSlowJobWaits(t *testing.T) {
 		}
 		aErr <- nil
 	}()
-	<-blocked
+	select {
+	case <-blocked:
+	case <-ctx.Done():
+		t.Fatal("the slow job never had its first reply")
+	}
 	replies := 0
 	for r, err := range c.Job(ctx, twoSteps, Repeat(payload, 5000)) {
 		if err != nil {
