@@ -70,18 +70,19 @@ func Window(n int) palm.Option {
 // address instead of from the server it sends to (the original client's
 // sub_address): the last stage of a pipeline that does not end where it
 // started, a Pipeline, a Sink or a Hub that sends its results to the
-// client. Eval and Job subscribe there, under the Client's id, before they
-// send, so no reply is missed; errors of the first step still come back
-// from the server. The subscription uses the Client's dial options.
+// client. Eval and Job make sure that the Client's subscription there, to
+// its id, is in place before they send, so no reply is missed; errors of
+// the first step still come back from the server. The subscription uses
+// the Client's dial options.
 //
 // All the Evals and Jobs of a Client share one subscription there, opened
 // by the first call that needs it and closed when no call has used it for
 // 30 seconds, or by Close; each call takes the replies of its own messages.
-// When the subscription breaks, the calls waiting on it end with an
-// Unavailable error naming the SubAddress (a reply published meanwhile
-// could be lost), and the next call subscribes again. A Job whose loop
-// stops taking results while many replies are on their way ends with
-// ResourceExhausted once 8192 replies, or 16 MiB, wait for it, so that
+// When the subscription breaks, the calls waiting on it end with an error
+// naming the SubAddress, Unavailable unless the component gave another
+// code (a reply published meanwhile could be lost), and the next call
+// subscribes again. A Job whose loop stops taking results while many
+// replies are on their way ends with ResourceExhausted (see Job), so that
 // the Client's other calls go on.
 func SubAddress(address string) palm.Option {
 	return config.Role("client.SubAddress", func(s *settings) { s.subAddress = address })

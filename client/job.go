@@ -106,16 +106,20 @@ func Cache(text string) JobOption {
 // error that is not a *MessageError. Breaking out of the loop ends the job
 // too. A message that produced no reply yields nothing.
 //
-// With SubAddress, the replies come from the subscription there (errors of
-// the first step still come from the server), and the job ends, once every
-// message has left the first server, when each message sent has had a
-// result, or after Messages results. A pipeline that sends nothing on for
-// some messages, or several replies for one (a tee joined by a sink), needs
-// Messages, or a deadline on ctx. A message the first server published on
-// and that was lost between components (no stage subscribed, or the
-// subscription it was on broke) yields a *MessageError with DataLoss naming
-// the topic; the first answer of a message wins when one of its answers is
-// such a report (a message reported as possibly lost may still arrive).
+// With SubAddress, the replies come from the Client's subscription there
+// (errors of the first step still come from the server). While a Window of
+// them waits for the loop to take them, the job sends no more; once 8192 of
+// them, or 16 MiB (twice the message size limit, if more), wait, it ends
+// with ResourceExhausted, so that the Client's other calls go on. The job
+// ends, once every message has left the first server, when each message
+// sent has had a result, or after Messages results. A pipeline that sends
+// nothing on for some messages, or several replies for one (a tee joined by
+// a sink), needs Messages, or a deadline on ctx. A message the first
+// server published on and that was lost between components (no stage
+// subscribed, or the subscription it was on broke) yields a *MessageError
+// with DataLoss naming the topic; the first answer of a message wins when
+// one of its answers is such a report (a message reported as possibly lost
+// may still arrive).
 //
 // payloads is called from a goroutine of the Job; the slices it yields must
 // not be changed afterwards while the job runs. When the job ends early,
