@@ -146,6 +146,29 @@ func TestSubscriptionIdleAndClose(t *testing.T) {
 	}
 }
 
+// Calls that come and go while the subscription closes for idleness each
+// find one in place, opened anew when need be.
+func TestSubscriptionIdleRaces(t *testing.T) {
+	ts := startServer(t)
+	c := ts.subClient(t)
+	c.subs.idle = time.Microsecond
+	ctx := testCtx(t, 20*time.Second)
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			for i := range 100 {
+				if got, err := c.Eval(ctx, "srv.echo", []byte(payloadPub)); err != nil || string(got) != "PUBLISHED" {
+					t.Errorf("goroutine %d, call %d: %q, %v", g, i, got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	subscribed, _ := ts.pub.counts()
+	t.Logf("%d subscriptions for 200 calls", subscribed)
+}
+
 // A reply that comes after its call ended is dropped and counted; the
 // subscription goes on.
 func TestSubscriptionLateReplyDropped(t *testing.T) {
