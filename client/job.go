@@ -41,7 +41,7 @@ import (
 // With a SubAddress, the replies come from the Client's shared subscription
 // (subscribe.go): its reader queues them for the job's waiter, the caller's
 // goroutine takes them from there, and the sender also waits while the
-// waiter holds a Window of them, or half its bound, not yet taken.
+// waiter holds a Window of them, or an eighth of its bound, not yet taken.
 //
 // Every wait also watches the job's context. Recv runs in a goroutine of its
 // own, rather than in the caller's, so that a payload refused locally can
@@ -108,9 +108,10 @@ func Cache(text string) JobOption {
 //
 // With SubAddress, the replies come from the Client's subscription there
 // (errors of the first step still come from the server). While a Window of
-// them waits for the loop to take them, the job sends no more; once 8192 of
-// them, or 16 MiB (twice the message size limit, if more), wait, it ends
-// with ResourceExhausted, so that the Client's other calls go on. The job
+// them (at most 1024, or 8 MiB) waits for the loop to take them, the job
+// sends no more; once 8192 of them, or 64 MiB (four times the message size
+// limit, if more), wait, it ends with ResourceExhausted, so that the
+// Client's other calls go on. The job
 // ends, once every message has left the first server, when each message
 // sent has had a result, or after Messages results. A pipeline that sends
 // nothing on for some messages, or several replies for one (a tee joined by

@@ -31,11 +31,11 @@ import (
 //   - The reader never waits for a call: it appends each reply to its
 //     waiter's queue and signals the waiter (a channel of one place). A
 //     queue is bounded by subQueueCount replies and subQueueBytes bytes (at
-//     least twice the largest message); a reply that would pass the bound
-//     ends that call with ResourceExhausted, and the others go on. A Job
-//     stops sending while its queue holds half the bound or a Window of
-//     replies, so only a caller that stops taking results while many are on
-//     their way reaches it. A reply that no call waits for (it came after
+//     least four times the largest message); a reply that would pass the
+//     bound ends that call with ResourceExhausted, and the others go on. A
+//     Job stops sending while its queue holds an eighth of the bound or a
+//     Window of replies, so only a caller that stops taking results while
+//     many are on their way reaches it. A reply that no call waits for (it came after
 //     its call ended) is dropped, and counted.
 //   - When the subscription breaks, every call waiting on it ends with the
 //     reason, an Unavailable error naming the SubAddress unless the
@@ -53,7 +53,7 @@ const (
 	// subQueueCount and subQueueBytes bound the replies waiting for one
 	// call.
 	subQueueCount = 8192
-	subQueueBytes = 16 << 20
+	subQueueBytes = 64 << 20
 )
 
 // replies is a Client's subscription at its SubAddress and the calls that
@@ -84,7 +84,7 @@ type attempt struct {
 
 func newReplies(c *Client) *replies {
 	return &replies{
-		c: c, idle: subIdle, count: subQueueCount, bytes: max(subQueueBytes, 2*(c.max+messageOverhead)),
+		c: c, idle: subIdle, count: subQueueCount, bytes: max(subQueueBytes, 4*(c.max+messageOverhead)),
 		waiters: map[string]*waiter{},
 	}
 }
@@ -304,12 +304,12 @@ func (w *waiter) take() ([]*palmv1.PalmMessage, error) {
 }
 
 // held reports whether the call holds replies enough that it should not
-// send more until it takes them: half the queue's bound, or window
+// send more until it takes them: an eighth of the queue's bound, or window
 // replies.
 func (w *waiter) held(window int) bool {
 	w.r.mu.Lock()
 	defer w.r.mu.Unlock()
-	return len(w.queue) >= min(window, w.r.count/2) || w.bytes >= w.r.bytes/2
+	return len(w.queue) >= min(window, w.r.count/8) || w.bytes >= w.r.bytes/8
 }
 
 // first returns the first reply, waiting for it until ctx ends.
