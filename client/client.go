@@ -70,14 +70,20 @@ func Window(n int) palm.Option {
 // address instead of from the server it sends to (the original client's
 // sub_address): the last stage of a pipeline that does not end where it
 // started, a Pipeline, a Sink or a Hub that sends its results to the
-// client. Eval and Job subscribe there, under the Client's id, before they
-// send, so no reply is missed; errors of the first step still come back
-// from the server. The subscription uses the Client's dial options.
+// client. Eval and Job make sure that the Client's subscription there, to
+// its id, is in place before they send, so no reply is missed; errors of
+// the first step still come back from the server. The subscription uses
+// the Client's dial options.
 //
-// Each Eval and Job opens a subscription of its own to the Client's id and
-// keeps the replies of its own messages: calls running at once on one
-// Client each receive, and drop, the others' replies, so for many
-// concurrent calls use several Clients.
+// All the Evals and Jobs of a Client share one subscription there, opened
+// by the first call that needs it and closed when no call has used it for
+// 30 seconds, or by Close; each call takes the replies of its own messages.
+// When the subscription breaks, the calls waiting on it end with an error
+// naming the SubAddress, Unavailable unless the component gave another
+// code (a reply published meanwhile could be lost), and the next call
+// subscribes again. A Job whose loop stops taking results while many
+// replies are on their way ends with ResourceExhausted (see Job), so that
+// the Client's other calls go on.
 func SubAddress(address string) palm.Option {
 	return config.Role("client.SubAddress", func(s *settings) { s.subAddress = address })
 }
@@ -108,7 +114,8 @@ func Steps(steps ...string) string { return strings.Join(steps, " ") }
 // so give calls a deadline when the server may be away for good.
 //
 // A Client is safe for concurrent use by multiple goroutines; every Job runs
-// on a stream of its own.
+// on a stream of its own, and with SubAddress every call shares the
+// Client's one subscription.
 type Client struct {
 	server string
 	id     string
@@ -120,6 +127,7 @@ type Client struct {
 	subConn *grpc.ClientConn // the SubAddress connection; nil without one
 	sub     palmv1.PublisherServiceClient
 	subAddr string
+	subs    *replies // the shared subscription; nil without a SubAddress
 	gateway palmv1.GatewayServiceClient
 	cache   palmv1.CacheServiceClient
 	log     hclog.Logger
@@ -197,15 +205,18 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 			return nil, fmt.Errorf("client: SubAddress(%q): %w", s.subAddress, err)
 		}
 		c.subConn, c.sub, c.subAddr = sc, palmv1.NewPublisherServiceClient(sc), s.subAddress
+		c.subs = newReplies(c)
 	}
 	return c, nil
 }
 
-// Close closes the Client's connection. Calls in progress, and Jobs still
+// Close closes the Client's connections and its subscription at the
+// SubAddress. Calls in progress, and Jobs still
 // running, end with a Canceled status error; calls made after Close fail the
 // same way. Close returns an error when the Client was already closed.
 func (c *Client) Close() error {
 	if c.subConn != nil {
+		c.subs.close()
 		c.subConn.Close()
 	}
 	return c.conn.Close()
@@ -233,7 +244,8 @@ func (c *Client) Close() error {
 // carry an error rather than a result, Eval returns it as a *MessageError,
 // whose status.Code is the reply's.
 //
-// With SubAddress, Eval subscribes there first and, when the server sends
+// With SubAddress, Eval makes sure the Client's subscription there is in
+// place before it sends and, when the server sends
 // no reply itself (it passed the message on down a pipeline), waits for the
 // first reply to this message published there, until ctx ends: give ctx a
 // deadline when a step of the pipeline may send nothing on.
@@ -246,13 +258,12 @@ func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]b
 		return nil, c.payloadTooLarge(len(payload))
 	}
 	pipeline := newID()
-	var sub palmv1.PublisherService_SubscribeClient
-	if c.sub != nil {
-		subCtx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		if sub, err = c.subscribe(subCtx); err != nil {
+	var w *waiter
+	if c.subs != nil {
+		if w, err = c.subs.join(ctx, pipeline); err != nil {
 			return nil, err
 		}
+		defer c.subs.leave(w)
 	}
 	resp, err := c.gateway.Eval(ctx, &palmv1.EvalRequest{Message: &palmv1.PalmMessage{
 		Pipeline: pipeline,
@@ -266,8 +277,8 @@ func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]b
 		return nil, err
 	}
 	replies := resp.GetMessages()
-	if len(replies) == 0 && sub != nil {
-		m, err := c.await(sub, pipeline)
+	if len(replies) == 0 && w != nil {
+		m, err := w.first(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -35,12 +35,17 @@ const (
 	payloadSlow  = "slow"  // Eval: waits for the call's context to end
 	payloadHold  = "hold"  // Stream: never completed while the stream lasts
 	payloadDeny  = "deny"  // Eval: an OK call whose reply carries PermissionDenied
+	payloadPub   = "pub"   // Eval: the reply goes to the fake publisher before the call returns, with none
 )
 
 // fakeGateway is a GatewayService serving the functions srv.echo and
 // srv.other.
 type fakeGateway struct {
 	palmv1.UnimplementedGatewayServiceServer
+
+	pub       *fakePublisher // where payloadPub's reply goes
+	evaluated chan struct{}  // closed by the first Eval
+	evalOnce  sync.Once
 
 	// completeEvery, when above zero, makes Stream hold replies and
 	// completions until that many messages are unfinished (or the client
@@ -57,7 +62,7 @@ type fakeGateway struct {
 }
 
 func newFakeGateway() *fakeGateway {
-	return &fakeGateway{changed: make(chan struct{})}
+	return &fakeGateway{changed: make(chan struct{}), evaluated: make(chan struct{})}
 }
 
 var check = route.Check{Server: fakeServer, Known: func(f string) bool { return f == "echo" || f == "other" }}
@@ -111,6 +116,7 @@ func answer(m *palmv1.PalmMessage) *palmv1.PalmMessage {
 func (f *fakeGateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.EvalResponse, error) {
 	m := req.GetMessage()
 	f.record(func() { f.evals = append(f.evals, m) })
+	f.evalOnce.Do(func() { close(f.evaluated) })
 	if _, err := check.Admit(m); err != nil {
 		return nil, err
 	}
@@ -120,6 +126,11 @@ func (f *fakeGateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv
 		return nil, status.FromContextError(ctx.Err()).Err()
 	case payloadFail:
 		return nil, status.Error(codes.Unknown, "fail requested")
+	case payloadPub:
+		r := answer(m)
+		r.Payload = []byte("PUBLISHED")
+		f.pub.publish(ctx, r)
+		return &palmv1.EvalResponse{}, nil
 	case payloadDeny:
 		return &palmv1.EvalResponse{Messages: []*palmv1.PalmMessage{{
 			Sequence: m.GetSequence(),
@@ -189,10 +200,108 @@ func (f *fakeGateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 	}
 }
 
-// testServer is a bufconn server with the fake gateway and a real
-// kv.Memory cache.
+// fakePublisher is a PublisherService whose publications the test makes:
+// each subscription, whatever its topics, is confirmed once it is in
+// place and then carries what publish hands it. It counts the
+// subscriptions.
+type fakePublisher struct {
+	palmv1.UnimplementedPublisherServiceServer
+
+	// delay, when set, runs before each subscription is put in place.
+	delay func()
+
+	mu         sync.Mutex
+	subscribed int // subscriptions confirmed so far
+	open       map[*fakeSub]struct{}
+}
+
+type fakeSub struct {
+	out  chan *palmv1.SubscribeResponse
+	cut  chan error
+	done chan struct{} // closed when the subscription ended
+}
+
+func newFakePublisher() *fakePublisher {
+	return &fakePublisher{open: map[*fakeSub]struct{}{}}
+}
+
+func (f *fakePublisher) Subscribe(_ *palmv1.SubscribeRequest, stream palmv1.PublisherService_SubscribeServer) error {
+	s := &fakeSub{out: make(chan *palmv1.SubscribeResponse, 16), cut: make(chan error, 1), done: make(chan struct{})}
+	if f.delay != nil {
+		f.delay()
+	}
+	f.mu.Lock()
+	f.open[s] = struct{}{}
+	f.subscribed++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.open, s)
+		f.mu.Unlock()
+		close(s.done)
+	}()
+	if err := stream.Send(&palmv1.SubscribeResponse{Subscribed: true}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case r := <-s.out:
+			if err := stream.Send(r); err != nil {
+				return err
+			}
+		case err := <-s.cut:
+			return err
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+// publish sends msgs, in one response, on every open subscription.
+func (f *fakePublisher) publish(ctx context.Context, msgs ...*palmv1.PalmMessage) {
+	resp := &palmv1.SubscribeResponse{}
+	for _, m := range msgs {
+		resp.Publications = append(resp.Publications, &palmv1.Publication{Topic: m.GetClient(), Message: m})
+	}
+	f.mu.Lock()
+	subs := make([]*fakeSub, 0, len(f.open))
+	for s := range f.open {
+		subs = append(subs, s)
+	}
+	f.mu.Unlock()
+	for _, s := range subs {
+		select {
+		case s.out <- resp:
+		case <-s.done:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// cutAll ends every open subscription with err.
+func (f *fakePublisher) cutAll(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s := range f.open {
+		select {
+		case s.cut <- err:
+		default:
+		}
+	}
+}
+
+// counts returns the subscriptions confirmed so far and those open now.
+func (f *fakePublisher) counts() (subscribed, open int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.subscribed, len(f.open)
+}
+
+// testServer is a bufconn server with the fake gateway, the fake
+// publisher and a real kv.Memory cache.
 type testServer struct {
 	gateway *fakeGateway
+	pub     *fakePublisher
 	store   *kv.Memory
 	dial    palm.Option // routes a Client to this server
 }
@@ -201,11 +310,13 @@ type testServer struct {
 // stopped when the test ends.
 func startServer(t *testing.T, opts ...kv.MemoryOption) *testServer {
 	t.Helper()
-	ts := &testServer{gateway: newFakeGateway(), store: kv.NewMemory(opts...)}
+	ts := &testServer{gateway: newFakeGateway(), pub: newFakePublisher(), store: kv.NewMemory(opts...)}
+	ts.gateway.pub = ts.pub
 	lis := bufconn.Listen(1 << 20)
 	s := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
 	palmv1.RegisterGatewayServiceServer(s, ts.gateway)
 	palmv1.RegisterCacheServiceServer(s, kv.NewService(ts.store))
+	palmv1.RegisterPublisherServiceServer(s, ts.pub)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -38,6 +38,11 @@ import (
 //     full the sender waits), counts them against Messages, and when the
 //     loop ends cancels the stream and waits for the three goroutines.
 //
+// With a SubAddress, the replies come from the Client's shared subscription
+// (subscribe.go): its reader queues them for the job's waiter, the caller's
+// goroutine takes them from there, and the sender also waits while the
+// waiter holds a Window of them, or an eighth of its bound, not yet taken.
+//
 // Every wait also watches the job's context. Recv runs in a goroutine of its
 // own, rather than in the caller's, so that a payload refused locally can
 // be reported while no reply is on its way.
@@ -101,16 +106,21 @@ func Cache(text string) JobOption {
 // error that is not a *MessageError. Breaking out of the loop ends the job
 // too. A message that produced no reply yields nothing.
 //
-// With SubAddress, the replies come from the subscription there (errors of
-// the first step still come from the server), and the job ends, once every
-// message has left the first server, when each message sent has had a
-// result, or after Messages results. A pipeline that sends nothing on for
-// some messages, or several replies for one (a tee joined by a sink), needs
-// Messages, or a deadline on ctx. A message the first server published on
-// and that was lost between components (no stage subscribed, or the
-// subscription it was on broke) yields a *MessageError with DataLoss naming
-// the topic; the first answer of a message wins when one of its answers is
-// such a report (a message reported as possibly lost may still arrive).
+// With SubAddress, the replies come from the Client's subscription there
+// (errors of the first step still come from the server). While a Window of
+// them (at most 1024, or 8 MiB) waits for the loop to take them, the job
+// sends no more; once 8192 of them, or 64 MiB (four times the message size
+// limit, if more), wait, it ends with ResourceExhausted, so that the
+// Client's other calls go on. The job
+// ends, once every message has left the first server, when each message
+// sent has had a result, or after Messages results. A pipeline that sends
+// nothing on for some messages, or several replies for one (a tee joined by
+// a sink), needs Messages, or a deadline on ctx. A message the first
+// server published on and that was lost between components (no stage
+// subscribed, or the subscription it was on broke) yields a *MessageError
+// with DataLoss naming the topic; the first answer of a message wins when
+// one of its answers is such a report (a message reported as possibly lost
+// may still arrive).
 //
 // payloads is called from a goroutine of the Job; the slices it yields must
 // not be changed afterwards while the job runs. When the job ends early,
@@ -198,13 +208,11 @@ type job struct {
 	recvDone chan struct{}
 	recvErr  error // read after recvDone
 
-	// With a SubAddress: the subscription, its listener's end, the
+	// With a SubAddress: the job's share of the Client's subscription, the
 	// messages sent that have had no result yet and those whose result was
 	// a report of their loss (under mu); allSent is closed when every
 	// payload was sent or refused, settled when then no result is awaited.
-	sub     palmv1.PublisherService_SubscribeClient
-	subDone chan struct{}
-	subErr  error // read after subDone
+	w       *waiter
 	pending map[uint64]struct{}
 	lost    map[uint64]struct{}
 	allSent chan struct{}
@@ -221,13 +229,14 @@ type job struct {
 func (j *job) run(parent context.Context, payloads iter.Seq[[]byte], yield func([]byte, error) bool) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	if j.c.sub != nil {
-		sub, err := j.c.subscribe(ctx)
+	if j.c.subs != nil {
+		w, err := j.c.subs.join(ctx, j.pipeline)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
-		j.sub, j.subDone, j.pending, j.lost = sub, make(chan struct{}), map[uint64]struct{}{}, map[uint64]struct{}{}
+		defer j.c.subs.leave(w)
+		j.w, j.pending, j.lost = w, map[uint64]struct{}{}, map[uint64]struct{}{}
 		j.allSent, j.settled = make(chan struct{}), make(chan struct{})
 	}
 	stream, err := j.c.gateway.Stream(ctx)
@@ -251,32 +260,7 @@ func (j *job) run(parent context.Context, payloads iter.Seq[[]byte], yield func(
 	wg.Go(func() { j.pull(sendCtx, payloads, cancel) })
 	wg.Go(func() { j.send(sendCtx, stream) })
 	wg.Go(func() { j.receive(ctx, stream, stopSend) })
-	if j.sub != nil {
-		wg.Go(func() { j.listen(ctx) })
-	}
 	j.consume(ctx, yield)
-}
-
-// listen is the only caller of Recv on the job's subscription: it hands the
-// job's replies to the caller as the receiver does.
-func (j *job) listen(ctx context.Context) {
-	defer close(j.subDone)
-	for {
-		resp, err := j.sub.Recv()
-		if err != nil {
-			j.subErr = j.c.subError(err)
-			return
-		}
-		mine := ofPipeline(resp, j.pipeline)
-		if len(mine) == 0 {
-			continue
-		}
-		select {
-		case j.responses <- &palmv1.StreamResponse{Messages: mine}:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // pull hands the payloads to the sender, then closes j.payloads. It returns
@@ -383,7 +367,7 @@ func (j *job) send(ctx context.Context, stream palmv1.GatewayService_StreamClien
 		}
 		if ended && carry == nil {
 			j.sentAll = true
-			if j.sub != nil {
+			if j.w != nil {
 				// Keep the stream open while results are awaited from the
 				// SubAddress: the first server reports through it a
 				// message lost further on.
@@ -432,8 +416,8 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 		j.results++
 		return yield(p, err) && (j.limit == 0 || j.results < j.limit)
 	}
-	replies := func(resp *palmv1.StreamResponse) bool {
-		for _, m := range resp.GetMessages() {
+	replies := func(msgs []*palmv1.PalmMessage) bool {
+		for _, m := range msgs {
 			if !j.answered(m) {
 				continue
 			}
@@ -452,21 +436,43 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 	var (
 		recvDone = j.recvDone
 		sendDone <-chan struct{} // watched once the stream has ended
-		subDone  = j.subDone     // nil without a SubAddress
+		subReady <-chan struct{} // nil without a SubAddress
 		allSent  = j.allSent     // nil without a SubAddress
 		over     bool            // every message has left the first server
 	)
+	if j.w != nil {
+		subReady = j.w.signal
+	}
+	// done reports, after replies, whether the job is over: the last reply
+	// awaited from the SubAddress came. Once every payload was sent, it
+	// lets the sender half-close when no result is awaited.
+	done := func() bool {
+		if over && !j.waiting() {
+			return true
+		}
+		if allSent == nil && j.w != nil && !j.waiting() {
+			j.settle.Do(func() { close(j.settled) })
+		}
+		return false
+	}
 	for {
 		select {
 		case resp := <-j.responses:
-			if !replies(resp) {
+			if !replies(resp.GetMessages()) || done() {
 				return
 			}
-			if over && !j.waiting() {
-				return // the last reply awaited from the SubAddress
+		case <-subReady:
+			msgs, err := j.w.take()
+			j.wake() // the sender may wait for the queue to be taken
+			if !replies(msgs) {
+				return
 			}
-			if allSent == nil && j.sub != nil && !j.waiting() {
-				j.settle.Do(func() { close(j.settled) })
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if done() {
+				return
 			}
 		case <-allSent:
 			allSent = nil
@@ -477,13 +483,10 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 			if !result(nil, e) {
 				return
 			}
-		case <-subDone:
-			yield(nil, j.subErr)
-			return
 		case <-recvDone:
 			recvDone = nil
-			for len(j.responses) > 0 && j.sub == nil { // the receiver has stopped: these are the last
-				if !replies(<-j.responses) {
+			for len(j.responses) > 0 && j.w == nil { // the receiver has stopped: these are the last
+				if !replies((<-j.responses).GetMessages()) {
 					return
 				}
 			}
@@ -519,7 +522,7 @@ func (j *job) consume(ctx context.Context, yield func([]byte, error) bool) {
 // waiting reports whether a reply is still awaited from the SubAddress: a
 // message was sent that has had no result yet.
 func (j *job) waiting() bool {
-	if j.sub == nil {
+	if j.w == nil {
 		return false
 	}
 	j.mu.Lock()
@@ -533,7 +536,7 @@ func (j *job) waiting() bool {
 // possibly lost may still arrive): a loss report after its result, and a
 // result after its loss report, are dropped.
 func (j *job) answered(m *palmv1.PalmMessage) bool {
-	if j.sub == nil {
+	if j.w == nil {
 		return true
 	}
 	seq := m.GetSequence()
@@ -553,11 +556,13 @@ func (j *job) answered(m *palmv1.PalmMessage) bool {
 	return true
 }
 
-// full reports whether the window is full.
+// full reports whether the window is full, or, with a SubAddress, the
+// replies waiting for the caller to take them are enough for now.
 func (j *job) full() bool {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.inflight.len() >= j.c.window
+	n := j.inflight.len()
+	j.mu.Unlock()
+	return n >= j.c.window || (j.w != nil && j.w.held(j.c.window))
 }
 
 // open records a message as sent and unfinished.
@@ -579,10 +584,15 @@ func (j *job) release(seqs []uint64) {
 	n := j.inflight.complete(seqs)
 	j.mu.Unlock()
 	if n > 0 {
-		select {
-		case j.room <- struct{}{}:
-		default: // a wake-up is already pending
-		}
+		j.wake()
+	}
+}
+
+// wake tells the sender that a place may have opened.
+func (j *job) wake() {
+	select {
+	case j.room <- struct{}{}:
+	default: // a wake-up is already pending
 	}
 }
 

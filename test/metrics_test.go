@@ -145,7 +145,8 @@ func TestMetricsAfterAJob(t *testing.T) {
 	has(t, ps, `palm_messages_out_total`+stage+`,step="my_pipeline.foo"}`, "99")
 	has(t, ps, `palm_function_errors_total`+stage+`,step="my_pipeline.foo"}`, "1")
 	has(t, ps, `palm_subscription_missed_total`+stage+`}`, "0")
-	palmtest.Eventually(t, 10*time.Second, "the client's subscription ends with its job", func() bool {
+	c.Close() // a Client keeps its subscription between calls, until it has been idle a while
+	palmtest.Eventually(t, 10*time.Second, "the client's subscription ends with the client", func() bool {
 		return strings.Contains(scrape(t, plis.Addr().String()), `palm_subscribers`+stage+`} 0`)
 	})
 	parser := expfmt.NewTextParser(model.UTF8Validation)
