@@ -46,6 +46,12 @@ func (codec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return nil, fmt.Errorf("palm codec: cannot marshal %T: not a protobuf message", v)
 	}
+	return marshalProto(m)
+}
+
+// marshalProto encodes m with protobuf-go into a buffer of exactly its size:
+// a plain slice below gRPC's pooling threshold, a pooled one above it.
+func marshalProto(m proto.Message) (mem.BufferSlice, error) {
 	size := proto.Size(m)
 	// The size just computed stays valid: the message is not changed while
 	// it is encoded.
@@ -110,16 +116,23 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("palm codec: cannot unmarshal into %T: not a protobuf message", v)
 	}
+	vm, ok := m.(vtMessage)
+	if !ok {
+		return unmarshalProto(data, m)
+	}
 	buf := data.MaterializeToBuffer(BufferPool)
 	defer buf.Free()
 	b := buf.ReadOnlyData()
-	vm, ok := m.(vtMessage)
-	if !ok {
-		return proto.Unmarshal(b, m)
-	}
 	vm.Reset()
 	if err := vm.UnmarshalVT(b); err != nil {
 		return fmt.Errorf("palm codec: cannot unmarshal %T: %w", m, err)
 	}
 	return checkUTF8(m.ProtoReflect().Descriptor(), b)
+}
+
+// unmarshalProto decodes data into m with protobuf-go.
+func unmarshalProto(data mem.BufferSlice, m proto.Message) error {
+	buf := data.MaterializeToBuffer(BufferPool)
+	defer buf.Free()
+	return proto.Unmarshal(buf.ReadOnlyData(), m)
 }

@@ -487,3 +487,30 @@ func TestCodecOtherMessages(t *testing.T) {
 		t.Error("a StringValue that is not UTF-8 was encoded")
 	}
 }
+
+// TestCodecTruncated checks every prefix of full encodings: Codec decodes
+// exactly those protobuf-go decodes (the ones cut between fields), to the
+// same message, and refuses the others without panicking; the UTF-8 check
+// alone, in a message with strings to check, refuses a malformed prefix
+// rather than reading past its end.
+func TestCodecTruncated(t *testing.T) {
+	for _, mt := range palmMessageTypes(t) {
+		m := mt.New()
+		populate(t, m, 2, unknownFields())
+		b, _ := proto.Marshal(m.Interface())
+		for n := range len(b) {
+			want := mt.New().Interface()
+			wantErr := proto.Unmarshal(b[:n], want)
+			got := mt.New().Interface()
+			err := Codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:n])}, got)
+			switch {
+			case (err == nil) != (wantErr == nil):
+				t.Fatalf("%s cut at %d of %d bytes: Codec %v, proto %v", mt.Descriptor().Name(), n, len(b), err, wantErr)
+			case err == nil && !proto.Equal(got, want):
+				t.Fatalf("%s cut at %d of %d bytes: decoded differently", mt.Descriptor().Name(), n, len(b))
+			case shapeOf(mt.Descriptor()).fields != nil && (checkUTF8(mt.Descriptor(), b[:n]) == nil) != (wantErr == nil):
+				t.Fatalf("%s cut at %d of %d bytes: the UTF-8 check says %v, proto %v", mt.Descriptor().Name(), n, len(b), checkUTF8(mt.Descriptor(), b[:n]), wantErr)
+			}
+		}
+	}
+}

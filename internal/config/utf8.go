@@ -84,40 +84,66 @@ func buildShape(d protoreflect.MessageDescriptor, building map[protoreflect.Full
 
 var errMalformed = errors.New("palm codec: malformed protobuf bytes")
 
+// check walks b field by field. Tags and lengths of one byte, the common
+// case, are read inline; anything else goes through protowire.
 func (s *shape) check(b []byte) error {
 	if s.fields == nil {
 		return nil
 	}
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return errMalformed
+		var num uint64
+		var typ protowire.Type
+		if t := b[0]; t < 0x80 {
+			num, typ, b = uint64(t>>3), protowire.Type(t&7), b[1:]
+		} else {
+			n, t, k := protowire.ConsumeTag(b)
+			if k < 0 {
+				return errMalformed
+			}
+			num, typ, b = uint64(n), t, b[k:]
 		}
-		b = b[n:]
-		if typ == protowire.BytesType && int(num) < len(s.fields) {
-			f := &s.fields[num]
-			if f.utf8 || f.sub != nil {
-				v, n := protowire.ConsumeBytes(b)
-				if n < 0 {
-					return errMalformed
-				}
-				b = b[n:]
-				if f.utf8 && !utf8.Valid(v) {
-					return fmt.Errorf("palm codec: string field %s.%s contains invalid UTF-8", s.name, f.name)
-				}
-				if f.sub != nil {
-					if err := f.sub.check(v); err != nil {
-						return err
-					}
-				}
+		switch typ {
+		case protowire.VarintType:
+			i := 0
+			for i < len(b) && i < 10 && b[i] >= 0x80 {
+				i++
+			}
+			if i == len(b) || i == 10 {
+				return errMalformed
+			}
+			b = b[i+1:]
+		case protowire.BytesType:
+			var l uint64
+			var k int
+			if len(b) > 0 && b[0] < 0x80 {
+				l, k = uint64(b[0]), 1
+			} else if l, k = protowire.ConsumeVarint(b); k < 0 {
+				return errMalformed
+			}
+			if l > uint64(len(b)-k) {
+				return errMalformed
+			}
+			v := b[k : k+int(l)]
+			b = b[k+int(l):]
+			if num >= uint64(len(s.fields)) {
 				continue
 			}
+			f := &s.fields[num]
+			if f.utf8 && !utf8.Valid(v) {
+				return fmt.Errorf("palm codec: string field %s.%s contains invalid UTF-8", s.name, f.name)
+			}
+			if f.sub != nil {
+				if err := f.sub.check(v); err != nil {
+					return err
+				}
+			}
+		default:
+			n := protowire.ConsumeFieldValue(protowire.Number(num), typ, b)
+			if n < 0 {
+				return errMalformed
+			}
+			b = b[n:]
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return errMalformed
-		}
-		b = b[n:]
 	}
 	return nil
 }
