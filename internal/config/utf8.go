@@ -37,14 +37,17 @@ type fieldShape struct {
 	sub  *shape // a message (or map entry) with strings somewhere inside
 }
 
-var shapes sync.Map // protoreflect.FullName → *shape
+// shapes holds the shape of every message type met so far, by descriptor
+// (a pointer, quicker to hash than its name). Only generated types, a fixed
+// set, come here: the codec checks nothing else.
+var shapes sync.Map // protoreflect.MessageDescriptor → *shape
 
 func shapeOf(d protoreflect.MessageDescriptor) *shape {
-	if s, ok := shapes.Load(d.FullName()); ok {
+	if s, ok := shapes.Load(d); ok {
 		return s.(*shape)
 	}
 	s := buildShape(d, map[protoreflect.FullName]*shape{})
-	actual, _ := shapes.LoadOrStore(d.FullName(), s)
+	actual, _ := shapes.LoadOrStore(d, s)
 	return actual.(*shape)
 }
 
