@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 
 	"google.golang.org/grpc/mem"
@@ -16,9 +17,11 @@ import (
 // protoc-gen-go-vtproto, which encode and decode without reflection; the
 // codec uses them, and protobuf-go for every other message (health,
 // reflection). Both produce the same bytes. The generated methods do not
-// check that strings are UTF-8, as protobuf-go does for proto3, so the codec
-// checks them itself on the wire bytes (see checkUTF8): a message that
-// protobuf-go would refuse to encode or decode is refused here too.
+// check that strings are UTF-8, as protobuf-go does for proto3, and they
+// differ from it on a few malformed inputs, so the codec checks the wire
+// bytes itself (see validate) and hands what either refuses to protobuf-go:
+// what protobuf-go refuses to encode or decode is refused here too, and
+// what it takes is taken.
 var Codec codec
 
 type codec struct{}
@@ -108,7 +111,7 @@ func encodeVT(m vtMessage, b []byte) error {
 	if n != len(b) {
 		return fmt.Errorf("palm codec: %T changed while it was encoded (%d bytes, sized %d)", m, n, len(b))
 	}
-	return checkUTF8(m.ProtoReflect().Descriptor(), b)
+	return validate(m.ProtoReflect().Descriptor(), b)
 }
 
 func (codec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -125,9 +128,19 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 	b := buf.ReadOnlyData()
 	vm.Reset()
 	if err := vm.UnmarshalVT(b); err != nil {
-		return fmt.Errorf("palm codec: cannot unmarshal %T: %w", m, err)
+		// protobuf-go takes a few encodings the generated code refuses (a
+		// known field with another wire type is kept as an unknown field):
+		// on the rare bytes that fail, it has the last word, and its error
+		// is the one gRPC's codec gave.
+		return proto.Unmarshal(b, m)
 	}
-	return checkUTF8(m.ProtoReflect().Descriptor(), b)
+	err := validate(m.ProtoReflect().Descriptor(), b)
+	if errors.Is(err, errMalformed) {
+		// Bytes the generated code takes and protobuf-go may not (an
+		// end-group that does not match): the same, protobuf-go decides.
+		return proto.Unmarshal(b, m)
+	}
+	return err
 }
 
 // unmarshalProto decodes data into m with protobuf-go.

@@ -490,9 +490,8 @@ func TestCodecOtherMessages(t *testing.T) {
 
 // TestCodecTruncated checks every prefix of full encodings: Codec decodes
 // exactly those protobuf-go decodes (the ones cut between fields), to the
-// same message, and refuses the others without panicking; the UTF-8 check
-// alone, in a message with strings to check, refuses a malformed prefix
-// rather than reading past its end.
+// same message, and refuses the others without panicking; validate alone
+// refuses a malformed prefix rather than reading past its end.
 func TestCodecTruncated(t *testing.T) {
 	for _, mt := range palmMessageTypes(t) {
 		m := mt.New()
@@ -508,8 +507,8 @@ func TestCodecTruncated(t *testing.T) {
 				t.Fatalf("%s cut at %d of %d bytes: Codec %v, proto %v", mt.Descriptor().Name(), n, len(b), err, wantErr)
 			case err == nil && !proto.Equal(got, want):
 				t.Fatalf("%s cut at %d of %d bytes: decoded differently", mt.Descriptor().Name(), n, len(b))
-			case shapeOf(mt.Descriptor()).fields != nil && (checkUTF8(mt.Descriptor(), b[:n]) == nil) != (wantErr == nil):
-				t.Fatalf("%s cut at %d of %d bytes: the UTF-8 check says %v, proto %v", mt.Descriptor().Name(), n, len(b), checkUTF8(mt.Descriptor(), b[:n]), wantErr)
+			case (validate(mt.Descriptor(), b[:n]) == nil) != (wantErr == nil):
+				t.Fatalf("%s cut at %d of %d bytes: validate says %v, proto %v", mt.Descriptor().Name(), n, len(b), validate(mt.Descriptor(), b[:n]), wantErr)
 			}
 		}
 	}
