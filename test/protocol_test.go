@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/config"
 )
 
 // TestGeneratedCodeIsReproducible regenerates the Go code from proto/ with
@@ -302,11 +304,32 @@ func testOriginalToPalm(t *testing.T) {
 				t.Errorf("palm encodes fields 1-6 differently from the original:\n palm     %x\n original %x", b, wire)
 			}
 
+			// palm's gRPC codec, which puts the bytes on the wire, does the
+			// same both ways.
+			var cgot palmv1.PalmMessage
+			if err := config.Codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, &cgot); err != nil {
+				t.Fatalf("palm's codec cannot decode the original's bytes: %v", err)
+			}
+			checkSameMessage(t, &cgot, tc.m)
+			data, err := config.Codec.Marshal(fromOriginal(tc.m))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cb := data.Materialize(); !bytes.Equal(cb, wire) {
+				t.Errorf("palm's codec encodes fields 1-6 differently from the original:\n palm     %x\n original %x", cb, wire)
+			}
+			data.Free()
+
 			// Decoders must take fields in any order; so must palm's.
 			reversed := reverseFields(t, wire)
 			var rgot palmv1.PalmMessage
 			if err := proto.Unmarshal(reversed, &rgot); err != nil {
 				t.Fatalf("palm cannot decode the original's fields in reverse order: %v", err)
+			}
+			checkSameMessage(t, &rgot, tc.m)
+			rgot.Reset()
+			if err := config.Codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(reversed)}, &rgot); err != nil {
+				t.Fatalf("palm's codec cannot decode the original's fields in reverse order: %v", err)
 			}
 			checkSameMessage(t, &rgot, tc.m)
 		})
@@ -342,6 +365,14 @@ func testPalmFieldsSkipped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			data, err := config.Codec.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cb := data.Materialize(); !bytes.Equal(cb, b) {
+				t.Errorf("palm's codec encodes palm's fields differently from protobuf-go:\n codec %x\n proto %x", cb, b)
+			}
+			data.Free()
 
 			got, unknown := decodeOriginal(t, b)
 			if !equalOriginal(got, tc.m) {
