@@ -304,6 +304,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 		TaskTimeout:    m.settings.taskTimeout,
 		WaitForWorkers: m.settings.waitWorkers,
 		MaxResultBytes: 4 * m.cfg.MaxMessageSize,
+		MaxSendBytes:   m.cfg.MaxMessageSize,
 		Logger:         m.logger,
 	})
 	m.disp.Store(disp)

@@ -112,6 +112,10 @@ type DispatcherConfig struct {
 	// past it the task fails with RESOURCE_EXHAUSTED. 0 means
 	// DefaultMaxResultBytes.
 	MaxResultBytes int
+	// MaxSendBytes bounds the encoded tasks sent to a worker in one
+	// response (a task larger than that goes alone): the worker's limit on
+	// a message it receives. 0 means DefaultMaxSendBytes.
+	MaxSendBytes int
 	// HelloTimeout bounds the wait for a new stream's hello; 0 means
 	// DefaultHelloTimeout.
 	HelloTimeout time.Duration
@@ -130,6 +134,9 @@ const (
 	// worker left wait for a replacement (a worker restarting) before they
 	// fail with NOT_FOUND.
 	DefaultReplaceWait = 5 * time.Second
+	// DefaultMaxSendBytes bounds the tasks of one response to a worker:
+	// palm's default message size limit.
+	DefaultMaxSendBytes = 4 << 20
 	// DefaultHelloTimeout is how long a Dispatcher waits for the hello of
 	// a new worker stream before it ends it.
 	DefaultHelloTimeout = 30 * time.Second
@@ -141,6 +148,9 @@ const (
 	// maxPendingBytes bounds the result payload one worker has posted to
 	// Run and Run has not handled yet.
 	maxPendingBytes = 8 << 20
+	// taskOverhead bounds the bytes a task adds to a response beside its
+	// own encoding: its tag and length.
+	taskOverhead = 8
 	// maxBurst is the most messages, or worker events, Run applies
 	// before it hands tasks out.
 	maxBurst = 256
@@ -165,6 +175,9 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 	}
 	if cfg.MaxResultBytes <= 0 {
 		cfg.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if cfg.MaxSendBytes <= 0 {
+		cfg.MaxSendBytes = DefaultMaxSendBytes
 	}
 	l := cfg.Logger
 	if l == nil {
@@ -822,11 +835,18 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 	}()
 	resp := &palmv1.WorkResponse{}
 	var taken []*palmv1.Task
-	// send sends the tasks taken, at most maxBatch per response.
+	// send sends the tasks taken, at most maxBatch and MaxSendBytes per
+	// response (a larger task alone), so that the worker can take each.
 	send := func() error {
 		defer clear(taken)
 		for rest := taken; len(rest) > 0; {
-			n := min(len(rest), maxBatch)
+			n, size := 1, rest[0].SizeVT()
+			for n < len(rest) && n < maxBatch {
+				if size += rest[n].SizeVT() + taskOverhead; size > d.cfg.MaxSendBytes {
+					break
+				}
+				n++
+			}
 			resp.Tasks = rest[:n]
 			rest = rest[n:]
 			err := stream.Send(resp)
