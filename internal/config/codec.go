@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+
+	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 )
 
 // Codec is the protobuf codec of every palm server and dialer. It encodes
@@ -124,9 +126,19 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 		return unmarshalProto(data, m)
 	}
 	buf := data.MaterializeToBuffer(BufferPool)
-	defer buf.Free()
 	b := buf.ReadOnlyData()
 	vm.Reset()
+	if am, ok := v.(aliasing); ok && len(b) <= maxShared && isShared(v) {
+		if am.UnmarshalVTUnsafe(b) == nil && validate(m.ProtoReflect().Descriptor(), b) == nil {
+			// The message keeps b: its strings and payloads point into
+			// it, so it never goes back to the pool (the garbage
+			// collector frees it with the last message that uses it).
+			capPayloads(v)
+			return nil
+		}
+		vm.Reset() // decoded again below, copying, to give the verdict
+	}
+	defer buf.Free()
 	if err := vm.UnmarshalVT(b); err != nil {
 		// protobuf-go takes a few encodings the generated code refuses (a
 		// known field with another wire type is kept as an unknown field):
@@ -141,6 +153,71 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 		return proto.Unmarshal(b, m)
 	}
 	return err
+}
+
+// maxShared is the largest received message whose strings and payloads
+// point into its buffer rather than being copied out of it: one message
+// that lives on holds at most that much memory beside what it uses.
+const maxShared = 64 << 10
+
+// aliasing is a message with the decoder protoc-gen-go-vtproto generates
+// for feature unmarshal_unsafe, whose strings and []byte fields point into
+// the bytes decoded.
+type aliasing interface {
+	UnmarshalVTUnsafe([]byte) error
+}
+
+// isShared reports whether v is one of the messages that carry
+// PalmMessages from hop to hop, which are decoded sharing their buffer:
+// the strings of a batch of messages (its pipeline, client, function) and
+// its payloads then cost no allocation and no copy. Every other message
+// (the cache's values, which a store keeps) is copied out.
+func isShared(v any) bool {
+	switch v.(type) {
+	case *palmv1.StreamRequest, *palmv1.StreamResponse, *palmv1.EvalRequest, *palmv1.EvalResponse,
+		*palmv1.WorkRequest, *palmv1.WorkResponse, *palmv1.SubscribeResponse:
+		return true
+	}
+	return false
+}
+
+// capPayloads limits the capacity of every payload of a shared message to
+// its length, so that appending to one copies it rather than writing over
+// the bytes that follow it in the buffer, which other fields share.
+func capPayloads(v any) {
+	fix := func(m *palmv1.PalmMessage) {
+		if m != nil && m.Payload != nil {
+			m.Payload = m.Payload[:len(m.Payload):len(m.Payload)]
+		}
+	}
+	switch v := v.(type) {
+	case *palmv1.StreamRequest:
+		for _, m := range v.Messages {
+			fix(m)
+		}
+	case *palmv1.StreamResponse:
+		for _, m := range v.Messages {
+			fix(m)
+		}
+	case *palmv1.EvalRequest:
+		fix(v.Message)
+	case *palmv1.EvalResponse:
+		for _, m := range v.Messages {
+			fix(m)
+		}
+	case *palmv1.WorkRequest:
+		for _, r := range v.Results {
+			fix(r.GetMessage())
+		}
+	case *palmv1.WorkResponse:
+		for _, t := range v.Tasks {
+			fix(t.GetMessage())
+		}
+	case *palmv1.SubscribeResponse:
+		for _, p := range v.Publications {
+			fix(p.GetMessage())
+		}
+	}
 }
 
 // unmarshalProto decodes data into m with protobuf-go.

@@ -237,8 +237,10 @@ func codecBytes(t *testing.T, m proto.Message) []byte {
 }
 
 // codecDecode decodes b with Codec into a new message of m's type, from a
-// copy of b that is spoilt afterwards: the message must keep nothing of
-// the buffer it was decoded from, which goes back to the pool.
+// copy of b that is spoilt afterwards, as a buffer that goes back to the
+// pool would be: the message must keep nothing of it. A message that shares
+// its buffer (see TestCodecSharesBuffer) keeps it instead, and no one
+// writes to it again.
 func codecDecode(t *testing.T, b []byte, m proto.Message) proto.Message {
 	t.Helper()
 	in := slices.Clone(b)
@@ -246,10 +248,80 @@ func codecDecode(t *testing.T, b []byte, m proto.Message) proto.Message {
 	if err := Codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(in)}, got); err != nil {
 		t.Fatalf("%T: %v", m, err)
 	}
-	for i := range in {
-		in[i] = 0xa5
+	if !isShared(got) || len(in) > maxShared {
+		spoil(in)
 	}
 	return got
+}
+
+func spoil(b []byte) {
+	for i := range b {
+		b[i] = 0xa5
+	}
+}
+
+// recordingPool is a buffer pool that records what is put back.
+type recordingPool struct{ back []*[]byte }
+
+func (p *recordingPool) Get(n int) *[]byte { b := make([]byte, n); return &b }
+func (p *recordingPool) Put(b *[]byte)     { p.back = append(p.back, b) }
+
+// The messages that carry PalmMessages from hop to hop share the buffer
+// they were decoded from, up to maxShared: it never goes back to the pool,
+// and a payload's capacity ends with it, so that appending to one cannot
+// write over the fields that follow it. Larger messages, and the others,
+// are copied out and give their buffer back.
+func TestCodecSharesBuffer(t *testing.T) {
+	decode := func(m, into proto.Message) (*recordingPool, proto.Message) {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := &recordingPool{}
+		data := mem.BufferSlice{mem.NewBuffer(&b, pool)}
+		if err := Codec.Unmarshal(data, into); err != nil {
+			t.Fatal(err)
+		}
+		data.Free()
+		return pool, into
+	}
+	// Above gRPC's pooling threshold, so that the buffer is a pooled one.
+	small := &palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{
+		{Pipeline: "p", Client: "c", Function: "s.f", Payload: bytes.Repeat([]byte("1"), 1000)},
+		{Pipeline: "p", Client: "c", Function: "s.g", Payload: bytes.Repeat([]byte("2"), 1000)},
+	}}
+	pool, got := decode(small, &palmv1.StreamRequest{})
+	if len(pool.back) != 0 {
+		t.Fatal("a small StreamRequest gave its buffer back: its strings and payloads point into it")
+	}
+	msgs := got.(*palmv1.StreamRequest).GetMessages()
+	for _, m := range msgs {
+		if p := m.GetPayload(); cap(p) != len(p) {
+			t.Fatalf("payload %q has capacity %d past its length %d", p, cap(p), len(p))
+		}
+	}
+	_ = append(msgs[0].Payload, "XXXXXXXXXXXXXXXXXXXXXXXX"...)
+	if !proto.Equal(got, small) {
+		t.Fatalf("appending to a payload changed the message: %v", got)
+	}
+	large := &palmv1.StreamRequest{Messages: []*palmv1.PalmMessage{{Function: "s.f", Payload: make([]byte, maxShared)}}}
+	pool, got = decode(large, &palmv1.StreamRequest{})
+	if len(pool.back) != 1 {
+		t.Fatal("a StreamRequest over maxShared kept its buffer")
+	}
+	spoil(*pool.back[0])
+	if !proto.Equal(got, large) {
+		t.Fatal("a StreamRequest over maxShared kept a part of the buffer it gave back")
+	}
+	set := &palmv1.SetRequest{Key: "k", Value: bytes.Repeat([]byte("v"), 2000)}
+	pool, got = decode(set, &palmv1.SetRequest{})
+	if len(pool.back) != 1 {
+		t.Fatal("a SetRequest kept its buffer; a store keeps its value, which must not hold the buffer")
+	}
+	spoil(*pool.back[0])
+	if !proto.Equal(got, set) {
+		t.Fatal("a SetRequest kept a part of the buffer it gave back")
+	}
 }
 
 // TestCodecMatchesProto checks that for every palm message type, with every
