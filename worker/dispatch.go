@@ -25,16 +25,20 @@ import (
 //     functions, so no goroutine is started per task;
 //   - a runner adds a task's results and its done to the WorkRequest being
 //     filled (at most maxBatch results and dones, and at most maxBatchBytes
-//     of encoded results unless one result alone is larger) and, when no
-//     one is sending, sends it itself, then whatever was added meanwhile:
+//     of encoded results unless one result alone is larger); when no task
+//     waits in the run queue (or the request is full) and no one is
+//     sending, it sends the request itself, then whatever was added
+//     meanwhile; when tasks wait, it leaves the sending to the sender
+//     goroutine and goes on with the next task:
 //     one goroutine sends at a time (the one holding the sending role), and
 //     what others add while it sends goes in the next request, so requests
 //     fill by themselves as the load grows and a lone task's result leaves
 //     without a hand-off. A full request makes handlers wait (in yield, for
 //     a MuxHandler) until the sender takes it: backpressure, never loss;
 //   - what the receiver and the session loop have to send (refusals, the
-//     half-close) goes through a sender goroutine, so that neither ever
-//     waits on the stream's flow control;
+//     half-close), and what busy runners leave, goes through a sender
+//     goroutine, so that the receiver and the loop never wait on the
+//     stream's flow control;
 //   - the session loop (session.run) handles the rare events: the stream's
 //     end, a stop and its deadline;
 //   - all the session's state is under one mutex, and every wait on it ends
@@ -397,7 +401,15 @@ func (s *session) emit(o output) bool {
 			s.stop(byMessages)
 		}
 	}
-	s.flush()
+	if s.head == len(s.queue) || s.out.full() {
+		// Nothing more to run at once, or no room: send now.
+		s.flush()
+	} else {
+		// More tasks wait: this runner goes on with the next, and the
+		// sender sends what the runners have added by the time it runs,
+		// so that a loaded worker's results travel many per request.
+		s.signal()
+	}
 	return true
 }
 
