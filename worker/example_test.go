@@ -87,3 +87,23 @@ func ExampleWorker_HandleMuxFunc() {
 	// three
 	// results
 }
+
+// A worker whose function waits on something slow (a database, another
+// service) runs more calls at once than the default, and one whose
+// function must run alone holds one task at a time.
+func ExampleConcurrency() {
+	busy, err := worker.New("io-bound", "127.0.0.1:5559", worker.Concurrency(64))
+	if err != nil {
+		panic(err)
+	}
+	alone, err := worker.New("one-at-a-time", "127.0.0.1:5559", worker.Credit(1))
+	if err != nil {
+		panic(err)
+	}
+	_, err = worker.New("bad", "127.0.0.1:5559", worker.Concurrency(0))
+	fmt.Println(busy.Name(), alone.Name())
+	fmt.Println(err)
+	// Output:
+	// io-bound one-at-a-time
+	// worker: Concurrency(0): the concurrency must be between 1 and 2147483647
+}
