@@ -75,17 +75,18 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task, arrived time.Time
 		// The function's context ends when the task's time is up (what
 		// remains of the client's deadline, or the master's task timeout).
 		// The time the task waited in the worker's queue counts.
-		fctx := ctx
-		left := time.Duration(0)
+		fctx, expired := ctx, false
 		if ms := t.GetTimeoutMs(); ms > 0 {
-			left = time.Duration(min(ms, 1<<40))*time.Millisecond - start.Sub(arrived)
-			var cancel context.CancelFunc
-			fctx, cancel = context.WithTimeout(ctx, left)
-			defer cancel()
+			left := time.Duration(min(ms, 1<<40))*time.Millisecond - start.Sub(arrived)
+			if expired = left <= 0; !expired {
+				var cancel context.CancelFunc
+				fctx, cancel = context.WithTimeout(ctx, left)
+				defer cancel()
+			}
 		}
 		e, ok := s.w.lookup(step.Function)
 		switch {
-		case t.GetTimeoutMs() > 0 && left <= 0:
+		case expired:
 			err = status.Errorf(codes.DeadlineExceeded, "the task's deadline passed while it waited in worker %q's queue", s.w.name)
 		case !ok:
 			err = status.Errorf(codes.NotFound, "worker %q has no function %q", s.w.name, step.Function)
