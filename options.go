@@ -235,6 +235,26 @@ func WithKeepalive(interval, timeout time.Duration) Option {
 	}
 }
 
+// WithWindowSize sets the HTTP/2 flow-control window, in bytes, of each
+// stream a component serves or opens (a connection's is four times it):
+// how much a peer may send before the reader has taken it. The windows are
+// static, so that a round trip of one small message costs no more frames
+// than the message and its reply. Default: 4 MiB, a whole message of the
+// default size limit (16 MiB a connection); n must be from 64 KiB to
+// 256 MiB. WithWindowSize(0) leaves gRPC's dynamic windows, which grow
+// with the bandwidth-delay product it estimates (to at most 16 MiB), at
+// the cost of a PING after each burst of data that arrives: for links
+// whose bandwidth times round-trip time passes 16 MiB a connection.
+func WithWindowSize(n int) Option {
+	return func(c *config.Config) {
+		if n != 0 && (n < config.MinWindow || n > config.MaxWindow) {
+			c.Fail(fmt.Errorf("palm: WithWindowSize(%d): the window must be 0 (gRPC's dynamic windows) or from %d (64 KiB) to %d (256 MiB) bytes", n, config.MinWindow, config.MaxWindow))
+			return
+		}
+		c.Window = n
+	}
+}
+
 // WithMetrics makes a component count Prometheus metrics into reg: gRPC
 // server and client metrics (go-grpc-middleware's Prometheus provider) and
 // palm's own — messages in and out and function errors by step, workers

@@ -33,6 +33,8 @@ func TestNewValidates(t *testing.T) {
 		{"dotted session", "srv", "localhost:1", []palm.Option{Session("a.b")}, "contains a dot"},
 		{"zero window", "srv", "localhost:1", []palm.Option{Window(0)}, "Window(0)"},
 		{"bad size", "srv", "localhost:1", []palm.Option{palm.WithMaxMessageSize(-1)}, "WithMaxMessageSize(-1)"},
+		{"small flow window", "srv", "localhost:1", []palm.Option{palm.WithWindowSize(1000)}, "WithWindowSize(1000): the window must be 0 (gRPC's dynamic windows) or from 65536"},
+		{"huge flow window", "srv", "localhost:1", []palm.Option{palm.WithWindowSize(1 << 30)}, "to 268435456 (256 MiB)"},
 		{"other role", "srv", "localhost:1", []palm.Option{otherRole}, "pipeline.Concurrency does not apply to client"},
 	}
 	for _, tt := range tests {

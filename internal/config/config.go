@@ -48,6 +48,23 @@ const DefaultSlowSubscriberTimeout = 10 * time.Second
 // that one).
 const MinPingInterval = 5 * time.Second
 
+// DefaultWindow is the HTTP/2 flow-control window of each stream a
+// component serves or opens, in bytes; a connection's window is
+// ConnWindows times it. The windows are static: gRPC's dynamic windows
+// estimate the bandwidth-delay product with a PING after each burst of
+// data that arrives, which on a call that carries one small message (an
+// Eval, a task handed to an idle worker) doubles the frames, the writes
+// and the wake-ups of the round trip. 4 MiB holds a whole message of the
+// default size limit, so a message crosses a long link without waiting on
+// window updates; 16 MiB a connection is the most gRPC's estimate grows
+// to, so a peer can make a component buffer no more than it could before.
+const (
+	DefaultWindow = 4 << 20
+	ConnWindows   = 4
+	MinWindow     = 64 << 10 // the smallest window gRPC accepts
+	MaxWindow     = 256 << 20
+)
+
 // Slack is the room a gRPC message needs beyond its payload for the other
 // fields of a PalmMessage: gRPC limits are the payload limit plus this.
 const Slack = 64 << 10
@@ -64,6 +81,11 @@ type Config struct {
 
 	KeepaliveTime    time.Duration
 	KeepaliveTimeout time.Duration
+
+	// Window is the static flow-control window of a stream (a
+	// connection's is ConnWindows times it); 0 leaves gRPC's dynamic
+	// windows.
+	Window int
 
 	// SlowSubscriberTimeout: a subscriber that has not read for this long
 	// while a publication waits for it is cut.
@@ -107,6 +129,7 @@ func New(opts []Option) *Config {
 		StopTimeout:      DefaultStopTimeout,
 		KeepaliveTime:    DefaultKeepaliveTime,
 		KeepaliveTimeout: DefaultKeepaliveTimeout,
+		Window:           DefaultWindow,
 
 		SlowSubscriberTimeout: DefaultSlowSubscriberTimeout,
 	}
@@ -264,6 +287,9 @@ func (c *Config) Dial(extra ...grpc.DialOption) []grpc.DialOption {
 		experimental.WithBufferPool(BufferPool),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit), grpc.ForceCodecV2(Codec)),
+	}
+	if c.Window > 0 {
+		opts = append(opts, grpc.WithStaticStreamWindowSize(int32(c.Window)), grpc.WithStaticConnWindowSize(int32(c.Window*ConnWindows)))
 	}
 	if c.Metrics != nil {
 		m := metrics.ClientMetrics(c.Metrics)

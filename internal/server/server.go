@@ -80,6 +80,9 @@ func New(cfg *config.Config, logger hclog.Logger) *Server {
 			recovery.StreamServerInterceptor(recovery.WithRecoveryHandler(panicHandler(logger))),
 		),
 	}
+	if cfg.Window > 0 {
+		opts = append(opts, grpc.StaticStreamWindowSize(int32(cfg.Window)), grpc.StaticConnWindowSize(int32(cfg.Window*config.ConnWindows)))
+	}
 	var prom *grpcprom.ServerMetrics
 	if cfg.MetricsWanted() {
 		// Counted before authentication, so refused calls show too.
