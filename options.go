@@ -239,12 +239,18 @@ func WithKeepalive(interval, timeout time.Duration) Option {
 // stream a component serves or opens (a connection's is four times it):
 // how much a peer may send before the reader has taken it. The windows are
 // static, so that a round trip of one small message costs no more frames
-// than the message and its reply. Default: 4 MiB, a whole message of the
-// default size limit (16 MiB a connection); n must be from 64 KiB to
+// than the message and its reply. Default: 1 MiB (4 MiB a connection),
+// which moves large payloads as fast as larger windows on one machine or a
+// LAN; a window must hold a link's bandwidth times its round-trip time to
+// fill it (100 MB/s over 20 ms takes 2 MiB). n must be from 64 KiB to
 // 256 MiB. WithWindowSize(0) leaves gRPC's dynamic windows, which grow
 // with the bandwidth-delay product it estimates (to at most 16 MiB), at
-// the cost of a PING after each burst of data that arrives: for links
-// whose bandwidth times round-trip time passes 16 MiB a connection.
+// the cost of a PING after each burst of data that arrives.
+//
+// The window also bounds what may be in the transport to a stage that
+// stopped reading: when its subscription breaks, a publisher tells the
+// loss of that much of what it last sent it. Give the components of one
+// cluster the same window.
 func WithWindowSize(n int) Option {
 	return func(c *config.Config) {
 		if n != 0 && (n < config.MinWindow || n > config.MaxWindow) {

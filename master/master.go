@@ -315,6 +315,7 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, dra
 	var srv *server.Server // made below, before anything is published
 	topics := parts.NewTopicsWith(parts.TopicsConfig{
 		SlowSubscriberTimeout: m.cfg.SlowSubscriberTimeout,
+		InTransit:             m.cfg.InTransit(),
 		Name:                  m.name,
 		OnStall:               func(stalled bool) { srv.PublisherStalled(stalled) },
 		Logger:                m.logger,

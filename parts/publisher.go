@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,12 +36,17 @@ const maxCountedTopics = 4096
 // is cut, unless TopicsConfig says otherwise.
 const DefaultSlowSubscriberTimeout = 10 * time.Second
 
-// Bounds of the record of what was sent to a subscriber and may still be
-// in the transport when its subscription breaks (see Topics).
-const (
-	maxTransitCount = 4096
-	maxTransitBytes = 1 << 20
-)
+// DefaultInTransit is the bytes of publications a publisher counts as
+// possibly still in the transport to a subscriber when its subscription
+// breaks (see Topics): palm's default flow-control window of a stream
+// (palm.WithWindowSize), the most a subscriber that stopped reading lets
+// through.
+const DefaultInTransit = 1 << 20
+
+// transitOverhead is what a publication is counted beyond its payload in
+// the record of what may be in the transport: about what its routing
+// fields take on the wire.
+const transitOverhead = 64
 
 // tellBound bounds the time a subscription's end spends reporting its lost
 // messages to their origins.
@@ -64,8 +70,8 @@ const tellBound = 5 * time.Second
 // Loss is told: a message published with PublishTold whose topic has no
 // subscriber, that was still queued for a subscriber that left or was cut,
 // or that was among the last sent to it when its subscription broke (and
-// so may still have been in the transport: at most maxTransitCount
-// messages or about maxTransitBytes of payload per subscriber), is
+// so may still have been in the transport: about InTransit bytes of them
+// per subscriber, the flow-control window of its stream), is
 // reported through its Loss function, with DataLoss naming the topic and
 // what happened — unless another subscriber of the topic took it.
 //
@@ -89,9 +95,10 @@ const tellBound = 5 * time.Second
 type Topics struct {
 	palmv1.UnimplementedPublisherServiceServer
 
-	queue   int
-	slow    time.Duration
-	own     string
+	queue     int
+	inTransit int // bytes of the record of what may be in the transport, per subscriber
+	slow      time.Duration
+	own       string
 	onStall func(stalled bool)
 	logger  hclog.Logger
 
@@ -125,6 +132,12 @@ type TopicsConfig struct {
 	// Name is the component's name, the topic of its published stream,
 	// which a client (UseSubscribe without UseStream) may not subscribe to.
 	Name string
+	// InTransit is the bytes of publications sent to a subscriber that may
+	// still be in the transport, and are told lost (with a Loss) when its
+	// subscription breaks: the flow-control window of the subscriber's
+	// stream, which bounds what gRPC sends it and it has not read. 0 means
+	// DefaultInTransit.
+	InTransit int
 	// OnStall, when set, is called with true when a publication starts
 	// waiting for a subscriber that has not read for half the slow
 	// subscriber timeout, and with false when no publication does any more
@@ -222,7 +235,11 @@ func NewTopicsWith(cfg TopicsConfig) *Topics {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	if cfg.InTransit <= 0 {
+		cfg.InTransit = DefaultInTransit
+	}
 	return &Topics{
+		inTransit: cfg.InTransit,
 		queue:    cfg.Queue,
 		slow:     cfg.SlowSubscriberTimeout,
 		own:      cfg.Name,
@@ -505,6 +522,7 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 	s := &subscriber{
 		name: req.GetSubscriber(), topics: req.GetTopics(), ctx: stream.Context(),
 		ch: make(chan queued, p.queue), client: client, ended: make(chan struct{}), cut: make(chan struct{}),
+		transit: transit{limit: p.inTransit},
 	}
 	s.touch()
 	confirm := &palmv1.SubscribeResponse{Subscribed: true, Instance: p.instance, Published: map[string]uint64{}}
@@ -634,15 +652,15 @@ func (p *Topics) finish(s *subscriber, err error, release func()) {
 }
 
 // transit keeps the last publications sent to a subscriber that have a
-// Loss, at most maxTransitCount of them and about maxTransitBytes of
-// payload: gRPC's Send returns once a message is in the transport, so
-// these may still be lost if the subscription breaks. A ring of their
-// topics and Loss functions (not the messages); the sender's goroutine
+// Loss, about limit bytes of them (payload and transitOverhead each): gRPC's
+// Send returns once a message is in the transport, so these may still be
+// lost if the subscription breaks. A queue of their topics and Loss
+// functions (not the messages), grown as needed; the sender's goroutine
 // alone uses it.
 type transit struct {
-	ring  []inTransit
-	head  int // oldest
-	n     int
+	limit int
+	kept  []inTransit // kept[head:] is the record, oldest first
+	head  int
 	bytes int
 }
 
@@ -656,29 +674,26 @@ func (t *transit) add(q queued) {
 	if q.fate == nil {
 		return
 	}
-	if t.ring == nil {
-		t.ring = make([]inTransit, maxTransitCount)
+	b := len(q.pub.GetMessage().GetPayload()) + transitOverhead
+	for t.head < len(t.kept) && t.bytes+b > t.limit {
+		t.bytes -= t.kept[t.head].size
+		t.kept[t.head] = inTransit{}
+		t.head++
 	}
-	b := len(q.pub.GetMessage().GetPayload()) + 64
-	for t.n > 0 && (t.n == len(t.ring) || t.bytes+b > maxTransitBytes) {
-		t.bytes -= t.ring[t.head].size
-		t.ring[t.head] = inTransit{}
-		t.head = (t.head + 1) % len(t.ring)
-		t.n--
+	if t.head == len(t.kept) {
+		t.kept, t.head = t.kept[:0], 0
+	} else if t.head > len(t.kept)/2 && len(t.kept) == cap(t.kept) {
+		n := copy(t.kept, t.kept[t.head:])
+		clear(t.kept[n:])
+		t.kept, t.head = t.kept[:n], 0
 	}
-	t.ring[(t.head+t.n)%len(t.ring)] = inTransit{topic: q.pub.GetTopic(), fate: q.fate, size: b}
-	t.n++
+	t.kept = append(t.kept, inTransit{topic: q.pub.GetTopic(), fate: q.fate, size: b})
 	t.bytes += b
 }
 
 // take returns what is kept, oldest first, and forgets it.
 func (t *transit) take() []inTransit {
-	out := make([]inTransit, 0, t.n)
-	for ; t.n > 0; t.n-- {
-		out = append(out, t.ring[t.head])
-		t.ring[t.head] = inTransit{}
-		t.head = (t.head + 1) % len(t.ring)
-	}
-	t.bytes = 0
+	out := slices.Clone(t.kept[t.head:])
+	t.kept, t.head, t.bytes = nil, 0, 0
 	return out
 }

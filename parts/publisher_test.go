@@ -172,3 +172,29 @@ func TestConfirmationCounts(t *testing.T) {
 		t.Errorf("Dropped() = %d, want 4 to 6", d)
 	}
 }
+
+// The record of what may be in the transport to a subscriber keeps the
+// last publications within its limit in bytes (payload and overhead each),
+// however many they are, oldest first.
+func TestTransitKeepsTheLastWindow(t *testing.T) {
+	tr := transit{limit: 10 * (100 + transitOverhead)}
+	for i := range 25_000 {
+		tr.add(queued{pub: &palmv1.Publication{Topic: fmt.Sprint(i), Message: &palmv1.PalmMessage{Payload: make([]byte, 100)}}, fate: &fate{}})
+	}
+	tr.add(queued{pub: &palmv1.Publication{Topic: "no loss"}}) // nothing to tell: not kept
+	got := tr.take()
+	if len(got) != 10 || got[0].topic != "24990" || got[9].topic != "24999" {
+		t.Fatalf("kept %d, from %q to %q; want the last 10, 24990 to 24999", len(got), got[0].topic, got[len(got)-1].topic)
+	}
+	if len(tr.take()) != 0 || tr.bytes != 0 {
+		t.Errorf("take left something behind")
+	}
+	// Small messages: many more fit, with no count bound.
+	tr.limit = 1 << 20
+	for i := range 20_000 {
+		tr.add(queued{pub: &palmv1.Publication{Topic: fmt.Sprint(i), Message: &palmv1.PalmMessage{}}, fate: &fate{}})
+	}
+	if n := len(tr.take()); n != (1<<20)/transitOverhead {
+		t.Errorf("kept %d empty publications; want %d, a window of them", n, (1<<20)/transitOverhead)
+	}
+}

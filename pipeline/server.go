@@ -79,6 +79,7 @@ func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain
 	topics := parts.NewTopicsWith(parts.TopicsConfig{
 		Queue:                 c.settings.queue,
 		SlowSubscriberTimeout: c.cfg.SlowSubscriberTimeout,
+		InTransit:             c.cfg.InTransit(),
 		Name:                  c.name,
 		OnStall:               func(stalled bool) { srv.PublisherStalled(stalled) },
 		Logger:                c.logger,

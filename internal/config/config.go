@@ -54,12 +54,13 @@ const MinPingInterval = 5 * time.Second
 // estimate the bandwidth-delay product with a PING after each burst of
 // data that arrives, which on a call that carries one small message (an
 // Eval, a task handed to an idle worker) doubles the frames, the writes
-// and the wake-ups of the round trip. 4 MiB holds a whole message of the
-// default size limit, so a message crosses a long link without waiting on
-// window updates; 16 MiB a connection is the most gRPC's estimate grows
-// to, so a peer can make a component buffer no more than it could before.
+// and the wake-ups of the round trip. 1 MiB a stream moves a 1 MiB
+// payload as fast as larger windows on one machine or a LAN, and bounds
+// what a peer that stopped reading may have in the transport: a publisher
+// tells the loss of that much (parts.TopicsConfig.InTransit) when such a
+// subscriber's subscription breaks.
 const (
-	DefaultWindow = 4 << 20
+	DefaultWindow = 1 << 20
 	ConnWindows   = 4
 	MinWindow     = 64 << 10 // the smallest window gRPC accepts
 	MaxWindow     = 256 << 20
@@ -271,6 +272,16 @@ func (p *bufferPool) Put(b *[]byte) {
 		return
 	}
 	p.tiers[bits.Len(uint(c))-1].Put(b)
+}
+
+// InTransit is the most bytes a stream's peer that stopped reading lets
+// through to it: the stream's flow-control window, or the most gRPC's
+// dynamic windows grow to (16 MiB) without one.
+func (c *Config) InTransit() int {
+	if c.Window > 0 {
+		return c.Window
+	}
+	return 16 << 20
 }
 
 // Dial returns the gRPC dial options of a component that dials: TLS with
