@@ -131,6 +131,9 @@ type Client struct {
 	gateway palmv1.GatewayServiceClient
 	cache   palmv1.CacheServiceClient
 	log     hclog.Logger
+
+	calls *calls             // the stream shared by Evals without a SubAddress
+	stop  context.CancelFunc // ends the Client's lifetime: Close
 }
 
 // New returns a Client for the palm server named server, listening at
@@ -198,9 +201,12 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 		cache:   palmv1.NewCacheServiceClient(conn),
 		log:     log,
 	}
+	life, stop := context.WithCancel(context.Background())
+	c.calls, c.stop = newCalls(c, life), stop
 	if s.subAddress != "" {
 		sc, err := dial(s.subAddress)
 		if err != nil {
+			stop()
 			conn.Close()
 			return nil, fmt.Errorf("client: SubAddress(%q): %w", s.subAddress, err)
 		}
@@ -215,6 +221,8 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 // running, end with a Canceled status error; calls made after Close fail the
 // same way. Close returns an error when the Client was already closed.
 func (c *Client) Close() error {
+	c.calls.close()
+	c.stop()
 	if c.subConn != nil {
 		c.subs.close()
 		c.subConn.Close()
@@ -265,14 +273,25 @@ func (c *Client) Eval(ctx context.Context, function string, payload []byte) ([]b
 		}
 		defer c.subs.leave(w)
 	}
-	resp, err := c.gateway.Eval(ctx, &palmv1.EvalRequest{Message: &palmv1.PalmMessage{
+	m := &palmv1.PalmMessage{
 		Pipeline: pipeline,
 		Client:   c.id,
 		Stage:    0,
 		Function: function,
 		Payload:  payload,
 		Sequence: 1,
-	}})
+	}
+	if w == nil {
+		reply, err := c.calls.eval(ctx, m)
+		switch {
+		case err != nil:
+			return nil, err
+		case reply == nil:
+			return nil, ErrNoReply
+		}
+		return reply.GetPayload(), nil
+	}
+	resp, err := c.gateway.Eval(ctx, &palmv1.EvalRequest{Message: m})
 	if err != nil {
 		return nil, err
 	}

@@ -154,10 +154,12 @@ func TestEvalNoReply(t *testing.T) {
 func TestEvalErrorReply(t *testing.T) {
 	ts := startServer(t)
 	c := ts.newClient(t)
+	// A reply that carries an error is the call's status, naming the step
+	// that failed, as a unary Eval's would be.
 	_, err := c.Eval(context.Background(), "srv.echo", []byte(payloadDeny))
 	var me *MessageError
-	if status.Code(err) != codes.PermissionDenied || !errors.As(err, &me) || me.Function != "srv.other" || me.Sequence != 1 {
-		t.Fatalf("Eval(deny) = %v; want a MessageError for srv.other with PermissionDenied", err)
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "srv.other: denied") || errors.As(err, &me) {
+		t.Fatalf("Eval(deny) = %v; want the status PermissionDenied naming srv.other", err)
 	}
 }
 

@@ -32,9 +32,9 @@ const (
 	payloadFail  = "fail"  // an error reply (Eval: Unknown status)
 	payloadNone  = "none"  // no reply, but completed
 	payloadCrash = "crash" // Stream: the call ends with DataLoss
-	payloadSlow  = "slow"  // Eval: waits for the call's context to end
+	payloadSlow  = "slow"  // Eval: waits for the call's context to end (a call on a stream: until cancelled)
 	payloadHold  = "hold"  // Stream: never completed while the stream lasts
-	payloadDeny  = "deny"  // Eval: an OK call whose reply carries PermissionDenied
+	payloadDeny  = "deny"  // Eval: an OK call whose reply carries PermissionDenied (a call on a stream: an error reply)
 	payloadPub   = "pub"   // Eval: the reply goes to the fake publisher before the call returns, with none
 )
 
@@ -53,10 +53,12 @@ type fakeGateway struct {
 	completeEvery int
 
 	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced on every change below
-	evals    []*palmv1.PalmMessage
+	changed  chan struct{}         // closed and replaced on every change below
+	evals    []*palmv1.PalmMessage // Evals, and calls on a stream
 	streamed []*palmv1.PalmMessage
 	requests int // StreamRequests received
+	opened   int // Streams opened
+	open     int // Streams open now
 	maxBatch int // most messages in one StreamRequest
 	maxOpen  int // most unfinished messages seen at once
 }
@@ -147,6 +149,8 @@ func (f *fakeGateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv
 // Stream handles messages in the order they come, in one goroutine that is
 // the only one to call Recv and the only one to call Send.
 func (f *fakeGateway) Stream(stream palmv1.GatewayService_StreamServer) error {
+	f.record(func() { f.opened++; f.open++ })
+	defer f.record(func() { f.open-- })
 	var (
 		out  palmv1.StreamResponse
 		open int
@@ -172,8 +176,38 @@ func (f *fakeGateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 		if err != nil {
 			return err
 		}
+		for _, seq := range req.GetCancel() {
+			// A cancelled call is completed without a reply.
+			for i, m := range held {
+				if m.GetSequence() == seq {
+					held = append(held[:i], held[i+1:]...)
+					out.Completed = append(out.Completed, seq)
+					open++
+					break
+				}
+			}
+		}
+		if req.GetCalls() {
+			f.record(func() { f.evals = append(f.evals, req.GetMessages()...) })
+			f.evalOnce.Do(func() { close(f.evaluated) })
+		}
 		for _, m := range req.GetMessages() {
-			switch string(m.GetPayload()) {
+			payload := string(m.GetPayload())
+			if req.GetCalls() {
+				switch payload {
+				case payloadSlow:
+					payload = payloadHold // until cancelled
+				case payloadDeny:
+					out.Messages = append(out.Messages, &palmv1.PalmMessage{
+						Sequence: m.GetSequence(),
+						Error:    &palmv1.Error{Code: uint32(codes.PermissionDenied), Message: "denied", Function: "srv.other"},
+					})
+					out.Completed = append(out.Completed, m.GetSequence())
+					open++
+					continue
+				}
+			}
+			switch payload {
 			case payloadCrash:
 				return status.Error(codes.DataLoss, "crash requested")
 			case payloadHold:
@@ -187,7 +221,9 @@ func (f *fakeGateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 			}
 		}
 		f.record(func() {
-			f.streamed = append(f.streamed, req.GetMessages()...)
+			if !req.GetCalls() {
+				f.streamed = append(f.streamed, req.GetMessages()...)
+			}
 			f.requests++
 			f.maxBatch = max(f.maxBatch, len(req.GetMessages()))
 			f.maxOpen = max(f.maxOpen, open+len(held))

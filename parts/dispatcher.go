@@ -392,6 +392,28 @@ func (l *loop) watch(o Origin) {
 	})
 }
 
+// oneCall is an Origin that stands for one message alone: an Eval, or a
+// call on a client's stream that goes on after it. When its context ends
+// its waiting tasks are dropped and the message is still completed (the
+// stream it is part of wants to hear it); once the message is completed
+// the origin is forgotten, so that its context ending later costs nothing.
+type oneCall interface {
+	Origin
+	oneCall()
+}
+
+// forget stops watching o when it is a oneCall whose message was just
+// completed.
+func (l *loop) forget(o Origin) {
+	if _, ok := o.(oneCall); !ok {
+		return
+	}
+	if stop := l.origins[o]; stop != nil {
+		stop()
+		delete(l.origins, o)
+	}
+}
+
 func (l *loop) unwatchAll() {
 	for _, stop := range l.origins {
 		stop()
@@ -401,6 +423,11 @@ func (l *loop) unwatchAll() {
 // accept scatters a message into tasks.
 func (l *loop) accept(e Envelope) error {
 	if e.Origin != nil && e.Origin.Context().Err() != nil {
+		if _, ok := e.Origin.(oneCall); ok {
+			// A call cancelled on a stream that goes on: the stream
+			// still wants it completed.
+			return l.link.Send(l.ctx, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true})
+		}
 		return nil // its client has gone
 	}
 	d := l.d
@@ -434,6 +461,9 @@ func (l *loop) accept(e Envelope) error {
 			step, err := route.Current(m)
 			if err != nil {
 				fan.remaining--
+				if fan.remaining == 0 {
+					l.forget(e.Origin)
+				}
 				if err := d.fail(l.ctx, l.link, m, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: fan.remaining == 0}, err, step); err != nil {
 					return err
 				}
@@ -548,8 +578,16 @@ func (l *loop) handle(ev event) error {
 	case gone:
 		if stop := l.origins[ev.origin]; stop != nil {
 			delete(l.origins, ev.origin)
+			_, completes := ev.origin.(oneCall)
 			for _, t := range l.core.Cancel(ev.origin) {
-				t.Value.(*taskState).fan.remaining--
+				st := t.Value.(*taskState)
+				if !completes {
+					st.fan.remaining--
+					continue
+				}
+				if err := l.finish(st, nil); err != nil {
+					return err
+				}
 			}
 		}
 	case joined:
@@ -632,6 +670,7 @@ func (l *loop) request(w *workerConn, ev event) error {
 			st.fan.remaining--
 			e.Done = true
 			merged++
+			l.forget(e.Origin)
 		}
 		if err := l.link.Send(l.ctx, e); err != nil {
 			return err
@@ -705,6 +744,9 @@ func result(task, r *palmv1.PalmMessage) *palmv1.PalmMessage {
 func (l *loop) finish(st *taskState, err error) error {
 	st.fan.remaining--
 	e := Envelope{Origin: st.fan.origin, Sequence: st.fan.sequence, Done: st.fan.remaining == 0}
+	if e.Done {
+		l.forget(e.Origin)
+	}
 	if err != nil {
 		step, _ := route.Current(st.msg)
 		return l.d.fail(l.ctx, l.link, st.msg, e, err, step)
@@ -728,9 +770,16 @@ func (l *loop) assign() error {
 		}
 		st := t.Value.(*taskState)
 		if o := st.fan.origin; o != nil && o.Context().Err() != nil {
-			// The client has gone: no worker spends time on it.
+			// The client has gone, or cancelled the call: no worker
+			// spends time on it.
 			l.core.Done(id, t.ID)
 			l.core.Grant(id, 1)
+			if _, ok := o.(oneCall); ok {
+				if err := l.finish(st, nil); err != nil {
+					return err
+				}
+				continue
+			}
 			st.fan.remaining--
 			continue
 		}

@@ -252,6 +252,8 @@ type evalOrigin struct {
 
 func (o *evalOrigin) Context() context.Context { return o.ctx }
 
+func (o *evalOrigin) oneCall() {}
+
 func (o *evalOrigin) Deliver(_ context.Context, e Envelope) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -289,9 +291,73 @@ type streamOrigin struct {
 	bytes  *budget // payload taken and not finished, and queued replies
 
 	mu      sync.Mutex
-	held    int64             // messages taken into g.inflight and not yet completed on the wire
-	charges map[uint64]charge // payload bytes taken, by sequence, until completed
+	held    int64                  // messages taken into g.inflight and not yet completed on the wire
+	charges map[uint64]charge      // payload bytes taken, by sequence, until completed
+	calls   map[uint64]*callOrigin // the open calls (StreamRequest.calls), by sequence
 	closed  bool
+}
+
+// callOrigin is one call on a client's stream (a message sent with
+// StreamRequest.calls): its context ends when the client cancels it, or
+// with the stream; its replies and completion go down the stream.
+type callOrigin struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	stream *streamOrigin
+	seq    uint64
+}
+
+func (c *callOrigin) Context() context.Context { return c.ctx }
+
+func (c *callOrigin) oneCall() {}
+
+func (c *callOrigin) Deliver(ctx context.Context, e Envelope) error {
+	err := c.stream.Deliver(ctx, e)
+	if e.Done {
+		c.stream.mu.Lock()
+		if c.stream.calls[c.seq] == c {
+			delete(c.stream.calls, c.seq)
+		}
+		c.stream.mu.Unlock()
+		c.cancel()
+	}
+	return err
+}
+
+// openCall opens the call of sequence seq on o.
+func (o *streamOrigin) openCall(seq uint64) (*callOrigin, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.calls[seq] != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "a call was sent with sequence %d, that of a call still open on this stream; number the calls of a stream apart (the stream ends, as their answers could not be told apart)", seq)
+	}
+	if o.calls == nil {
+		o.calls = map[uint64]*callOrigin{}
+	}
+	ctx, cancel := context.WithCancel(o.ctx)
+	c := &callOrigin{ctx: ctx, cancel: cancel, stream: o, seq: seq}
+	o.calls[seq] = c
+	return c, nil
+}
+
+// dropCall forgets a call that was refused before it went in.
+func (o *streamOrigin) dropCall(c *callOrigin) {
+	o.mu.Lock()
+	if o.calls[c.seq] == c {
+		delete(o.calls, c.seq)
+	}
+	o.mu.Unlock()
+	c.cancel()
+}
+
+// cancelCall ends the context of the open call of sequence seq, if any.
+func (o *streamOrigin) cancelCall(seq uint64) {
+	o.mu.Lock()
+	c := o.calls[seq]
+	o.mu.Unlock()
+	if c != nil {
+		c.cancel()
+	}
 }
 
 // charge is the payload bytes taken under one sequence number, and how many
@@ -613,14 +679,30 @@ func (g *Gateway) receive(o *streamOrigin, stream palmv1.GatewayService_StreamSe
 		if err != nil {
 			return err
 		}
+		for _, seq := range req.GetCancel() {
+			o.cancelCall(seq)
+		}
+		calls := req.GetCalls()
 		for _, m := range req.GetMessages() {
 			select {
 			case o.window <- struct{}{}:
 			case <-ctx.Done():
 				return streamEnd(ctx)
 			}
+			var origin Origin = o
 			step, err := g.check.Admit(m)
-			if err == nil {
+			if err == nil && calls {
+				c, cerr := o.openCall(m.GetSequence())
+				if cerr != nil {
+					// Its answers could not be told from the open
+					// call's: the client is broken, not the message.
+					return cerr
+				}
+				origin = c
+				if err = g.hold(ctx, o, m); err != nil {
+					o.dropCall(c)
+				}
+			} else if err == nil {
 				err = g.hold(ctx, o, m)
 			}
 			if err != nil {
@@ -634,7 +716,7 @@ func (g *Gateway) receive(o *streamOrigin, stream palmv1.GatewayService_StreamSe
 				}
 				continue
 			}
-			e := Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step}
+			e := Envelope{Msg: m, Origin: origin, Sequence: m.GetSequence(), Step: step}
 			if m.GetTimeoutMs() > 0 {
 				e.Deadline = messageDeadline(m, time.Now())
 			}

@@ -119,7 +119,21 @@ func (x *EvalResponse) GetMessages() []*PalmMessage {
 type StreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The messages, each handled as if sent alone.
-	Messages      []*PalmMessage `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	Messages []*PalmMessage `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	// The messages of this request are calls of their own, as if each came
+	// with an Eval of its own on this stream: each can be cancelled by its
+	// `sequence` (below) while the stream goes on. The sequences of the calls
+	// open at once on a stream must differ: a call whose sequence is that of
+	// an open call ends the stream with INVALID_ARGUMENT. A client that makes
+	// many Evals keeps one stream open for them and sets this, so that a
+	// call costs no stream set-up.
+	Calls bool `protobuf:"varint,2,opt,name=calls,proto3" json:"calls,omitempty"`
+	// Sequences of calls (messages sent with `calls`) whose results the
+	// client no longer wants: what of them waits for a worker is dropped, a
+	// function still running for them in the server sees its context end,
+	// and each is completed (with no reply, unless one was already on its
+	// way). A sequence that names no open call is ignored.
+	Cancel        []uint64 `protobuf:"varint,3,rep,packed,name=cancel,proto3" json:"cancel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -157,6 +171,20 @@ func (*StreamRequest) Descriptor() ([]byte, []int) {
 func (x *StreamRequest) GetMessages() []*PalmMessage {
 	if x != nil {
 		return x.Messages
+	}
+	return nil
+}
+
+func (x *StreamRequest) GetCalls() bool {
+	if x != nil {
+		return x.Calls
+	}
+	return false
+}
+
+func (x *StreamRequest) GetCancel() []uint64 {
+	if x != nil {
+		return x.Cancel
 	}
 	return nil
 }
@@ -226,9 +254,11 @@ const file_palm_v1_gateway_proto_rawDesc = "" +
 	"\vEvalRequest\x12.\n" +
 	"\amessage\x18\x01 \x01(\v2\x14.palm.v1.PalmMessageR\amessage\"@\n" +
 	"\fEvalResponse\x120\n" +
-	"\bmessages\x18\x01 \x03(\v2\x14.palm.v1.PalmMessageR\bmessages\"A\n" +
+	"\bmessages\x18\x01 \x03(\v2\x14.palm.v1.PalmMessageR\bmessages\"o\n" +
 	"\rStreamRequest\x120\n" +
-	"\bmessages\x18\x01 \x03(\v2\x14.palm.v1.PalmMessageR\bmessages\"`\n" +
+	"\bmessages\x18\x01 \x03(\v2\x14.palm.v1.PalmMessageR\bmessages\x12\x14\n" +
+	"\x05calls\x18\x02 \x01(\bR\x05calls\x12\x16\n" +
+	"\x06cancel\x18\x03 \x03(\x04R\x06cancel\"`\n" +
 	"\x0eStreamResponse\x120\n" +
 	"\bmessages\x18\x01 \x03(\v2\x14.palm.v1.PalmMessageR\bmessages\x12\x1c\n" +
 	"\tcompleted\x18\x02 \x03(\x04R\tcompleted2\x84\x01\n" +
