@@ -44,3 +44,21 @@ func ExampleTLSFiles() {
 	}
 	_ = w
 }
+
+// Components of a cluster whose machines are far apart: a window must hold
+// a link's bandwidth times its round-trip time (100 MB/s over 40 ms is
+// 4 MB), so the master and its workers take 8 MiB windows. Give every
+// component of a cluster the same window.
+func ExampleWithWindowSize() {
+	far := palm.WithWindowSize(8 << 20)
+	m, err := master.New("server", far)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = m
+	w, err := worker.New("worker1", "server.example:5559", far)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = w
+}

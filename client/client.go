@@ -60,8 +60,9 @@ func Session(name string) palm.Option {
 
 // Window sets the most messages a Job keeps in flight: sent, and not yet
 // reported completed by the server. When the window is full, the Job stops
-// sending until the server completes some. n must be at least 1. Default:
-// DefaultWindow (1024).
+// sending until the server completes some. It also bounds the Evals open
+// at once on the Client's stream of Evals (see Eval). n must be at least
+// 1. Default: DefaultWindow (1024).
 func Window(n int) palm.Option {
 	return config.Role("client.Window", func(s *settings) { s.window = n })
 }
@@ -248,9 +249,20 @@ func (c *Client) Close() error {
 // saying why, when the connection has never been ready; see Client),
 // DeadlineExceeded when ctx's deadline passes first. When the server
 // answered with no reply, Eval returns ErrNoReply. Of several replies (which
-// a plain Server never produces), Eval returns the first; should that reply
-// carry an error rather than a result, Eval returns it as a *MessageError,
-// whose status.Code is the reply's.
+// a plain Server never produces), Eval returns the first, or the status of
+// one that carries an error, naming the step that failed. With SubAddress,
+// a reply published there that carries an error is returned as a
+// *MessageError, whose status.Code is the reply's.
+//
+// Without SubAddress, the Evals of a Client share one stream to the server,
+// each a call of its own on it (palm.v1.StreamRequest.calls), so that an
+// Eval costs its message and its reply and no call set-up: at most Window
+// of them are open at once (the others wait for a place, until their
+// context ends), ctx's deadline travels with the message, and an Eval whose
+// ctx ends first is cancelled on the server (a master drops its task if no
+// worker has it yet). The stream opens with the first Eval, closes after
+// 30 s without one, and opens again after it breaks (the Evals then open
+// on it fail with its status).
 //
 // With SubAddress, Eval makes sure the Client's subscription there is in
 // place before it sends and, when the server sends

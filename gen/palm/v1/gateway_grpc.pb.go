@@ -78,6 +78,10 @@ type GatewayServiceClient interface {
 	//   - A message may carry `timeout_ms`: a master answers it with
 	//     DEADLINE_EXCEEDED, on the stream, when the time runs out before a
 	//     worker takes it.
+	//   - Calls: a request with `calls` set makes each of its messages a call of
+	//     its own (what an Eval is), cancellable by its sequence with `cancel`
+	//     while the stream goes on; a client that makes many Evals keeps one
+	//     stream open for them instead of paying a unary call's set-up for each.
 	//   - Half-close the stream when done sending; the server ends the call with
 	//     OK once everything sent has been completed. On shutdown the server
 	//     finishes what it holds, then ends the call with UNAVAILABLE.
@@ -170,6 +174,10 @@ type GatewayServiceServer interface {
 	//   - A message may carry `timeout_ms`: a master answers it with
 	//     DEADLINE_EXCEEDED, on the stream, when the time runs out before a
 	//     worker takes it.
+	//   - Calls: a request with `calls` set makes each of its messages a call of
+	//     its own (what an Eval is), cancellable by its sequence with `cancel`
+	//     while the stream goes on; a client that makes many Evals keeps one
+	//     stream open for them instead of paying a unary call's set-up for each.
 	//   - Half-close the stream when done sending; the server ends the call with
 	//     OK once everything sent has been completed. On shutdown the server
 	//     finishes what it holds, then ends the call with UNAVAILABLE.
