@@ -99,8 +99,8 @@ type Topics struct {
 	inTransit int // bytes of the record of what may be in the transport, per subscriber
 	slow      time.Duration
 	own       string
-	onStall func(stalled bool)
-	logger  hclog.Logger
+	onStall   func(stalled bool)
+	logger    hclog.Logger
 
 	instance  string
 	closing   chan struct{}
@@ -240,17 +240,17 @@ func NewTopicsWith(cfg TopicsConfig) *Topics {
 	}
 	return &Topics{
 		inTransit: cfg.InTransit,
-		queue:    cfg.Queue,
-		slow:     cfg.SlowSubscriberTimeout,
-		own:      cfg.Name,
-		onStall:  cfg.OnStall,
-		logger:   cfg.Logger,
-		instance: rand.Text(),
-		closing:  make(chan struct{}),
-		byTopic:  map[string]map[*subscriber]struct{}{},
-		counts:   map[string]*topicCount{},
-		members:  map[*subscriber]struct{}{},
-		claims:   claims{max: MaxClaims, idle: ClaimIdle, by: map[string]*claim{}},
+		queue:     cfg.Queue,
+		slow:      cfg.SlowSubscriberTimeout,
+		own:       cfg.Name,
+		onStall:   cfg.OnStall,
+		logger:    cfg.Logger,
+		instance:  rand.Text(),
+		closing:   make(chan struct{}),
+		byTopic:   map[string]map[*subscriber]struct{}{},
+		counts:    map[string]*topicCount{},
+		members:   map[*subscriber]struct{}{},
+		claims:    claims{max: MaxClaims, idle: ClaimIdle, by: map[string]*claim{}},
 	}
 }
 
