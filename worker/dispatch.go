@@ -152,6 +152,11 @@ func (w *Worker) session(ctx context.Context, dispatch palmv1.DispatchServiceCli
 	go s.recvLoop(sctx)
 	s.signal() // the hello
 	err = s.run(ctx)
+	// Over before the tasks' contexts end: a handler that returns on its
+	// context finds nothing to send its done on (the tasks abandoned by a
+	// stop that timed out stay abandoned), rather than racing the
+	// AfterFunc that would mark it.
+	s.end()
 	cancel(errSessionEnded)
 	s.loops.Wait()
 	s.waitTasks()
