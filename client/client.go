@@ -21,6 +21,7 @@ import (
 	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/internal/reach"
 	"github.com/gopalm/palm/internal/route"
+	"github.com/gopalm/palm/kv"
 )
 
 // DefaultWindow is the number of unfinished messages a Job keeps in flight
@@ -130,7 +131,7 @@ type Client struct {
 	subAddr string
 	subs    *replies // the shared subscription; nil without a SubAddress
 	gateway palmv1.GatewayServiceClient
-	cache   palmv1.CacheServiceClient
+	cache   kv.Store // the server's cache, under the session's prefix
 	log     hclog.Logger
 
 	calls *calls             // the stream shared by Evals without a SubAddress
@@ -199,7 +200,7 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 		max:     cfg.MaxMessageSize,
 		conn:    conn,
 		gateway: palmv1.NewGatewayServiceClient(conn),
-		cache:   palmv1.NewCacheServiceClient(conn),
+		cache:   kv.Prefix(kv.NewClient(conn), prefix),
 		log:     log,
 	}
 	life, stop := context.WithCancel(context.Background())

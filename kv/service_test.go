@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,12 @@ import (
 // serve serves a CacheService over store on an in-memory listener and
 // returns a client for it. Everything is stopped when the test ends.
 func serve(t *testing.T, store kv.Store, opts ...kv.ServiceOption) palmv1.CacheServiceClient {
+	t.Helper()
+	return palmv1.NewCacheServiceClient(serveConn(t, store, opts...))
+}
+
+// serveConn is serve's connection.
+func serveConn(t *testing.T, store kv.Store, opts ...kv.ServiceOption) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
@@ -50,7 +57,7 @@ func serve(t *testing.T, store kv.Store, opts ...kv.ServiceOption) palmv1.CacheS
 		t.Fatalf("NewClient: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return palmv1.NewCacheServiceClient(conn)
+	return conn
 }
 
 // testLogger returns a logger that writes to the test's log.
@@ -58,73 +65,80 @@ func testLogger(t *testing.T) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: t.Output(), Level: hclog.Trace})
 }
 
-// remoteStore is a kv.Store that uses a CacheService over gRPC, the way a
-// client of a palm server does.
-type remoteStore struct {
-	c palmv1.CacheServiceClient
-}
-
-func (r remoteStore) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := kv.ValidKey(key); err != nil {
-		return nil, err
-	}
-	resp, err := r.c.Get(ctx, &palmv1.GetRequest{Key: key})
-	if err != nil {
-		return nil, kv.FromStatus(err)
-	}
-	if resp.GetValue() == nil {
-		return []byte{}, nil
-	}
-	return resp.GetValue(), nil
-}
-
-func (r remoteStore) Set(ctx context.Context, key string, value []byte) error {
-	if err := kv.ValidKey(key); err != nil { // the service would choose a key for ""
-		return err
-	}
-	_, err := r.c.Set(ctx, &palmv1.SetRequest{Key: key, Value: value})
-	return kv.FromStatus(err)
-}
-
-func (r remoteStore) Delete(ctx context.Context, key string) (bool, error) {
-	if err := kv.ValidKey(key); err != nil {
-		return false, err
-	}
-	resp, err := r.c.Delete(ctx, &palmv1.DeleteRequest{Key: key})
-	if err != nil {
-		return false, kv.FromStatus(err)
-	}
-	return resp.GetDeleted(), nil
-}
-
-func (r remoteStore) Keys(ctx context.Context, prefix, startAfter string, limit int) ([]string, bool, error) {
-	var keys []string
-	for {
-		var page uint32 // 0: the service's largest page
-		if limit > 0 {
-			page = uint32(min(limit-len(keys), 1000))
-		}
-		resp, err := r.c.Keys(ctx, &palmv1.KeysRequest{Prefix: prefix, StartAfter: startAfter, Limit: page})
-		if err != nil {
-			return nil, false, kv.FromStatus(err)
-		}
-		keys = append(keys, resp.GetKeys()...)
-		if !resp.GetMore() || len(resp.GetKeys()) == 0 || (limit > 0 && len(keys) >= limit) {
-			return keys, resp.GetMore(), nil
-		}
-		startAfter = keys[len(keys)-1]
-	}
-}
-
-func (r remoteStore) Len(ctx context.Context) (int, error) {
-	keys, _, err := r.Keys(ctx, "", "", 0)
-	return len(keys), err
-}
-
+// The contract holds over the wire: kv.NewClient over a CacheService of a
+// Memory store.
 func TestServiceContract(t *testing.T) {
 	kvtest.Run(t, func(t *testing.T) kv.Store {
-		return remoteStore{serve(t, kv.NewMemory(), kv.WithLogger(testLogger(t)))}
+		return kv.NewClient(serveConn(t, kv.NewMemory(), kv.WithLogger(testLogger(t))))
 	})
+}
+
+// A view under a prefix keeps its keys under it, lists and counts only
+// them (without the prefix), pages by its own keys, and refuses a key that
+// is too long once prefixed; locally and over the wire.
+func TestPrefix(t *testing.T) {
+	for name, newBase := range map[string]func(t *testing.T) kv.Store{
+		"memory": func(*testing.T) kv.Store { return kv.NewMemory() },
+		"remote": func(t *testing.T) kv.Store { return kv.NewClient(serveConn(t, kv.NewMemory())) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			base := newBase(t)
+			view := kv.Prefix(base, "s1.")
+			other := kv.Prefix(base, "s2.")
+			for _, k := range []string{"b", "a", "c/1", "c/2"} {
+				if err := view.Set(ctx, k, []byte("v"+k)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := other.Set(ctx, "a", []byte("other")); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := base.Get(ctx, "s1.a"); err != nil || string(v) != "va" {
+				t.Errorf("the base holds s1.a = %q, %v; want va", v, err)
+			}
+			if v, err := other.Get(ctx, "a"); err != nil || string(v) != "other" {
+				t.Errorf("the other view's a = %q, %v", v, err)
+			}
+			keys, more, err := view.Keys(ctx, "", "a", 2)
+			if err != nil || !slices.Equal(keys, []string{"b", "c/1"}) || !more {
+				t.Errorf("Keys after a, 2 = %q, %v, %v; want [b c/1], more", keys, more, err)
+			}
+			keys, more, err = view.Keys(ctx, "c/", "", 0)
+			if err != nil || !slices.Equal(keys, []string{"c/1", "c/2"}) || more {
+				t.Errorf("Keys(c/) = %q, %v, %v", keys, more, err)
+			}
+			var all []string
+			for k, err := range kv.All(ctx, view, "") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, k)
+			}
+			if !slices.Equal(all, []string{"a", "b", "c/1", "c/2"}) {
+				t.Errorf("All = %q", all)
+			}
+			if n, err := view.Len(ctx); err != nil || n != 4 {
+				t.Errorf("Len = %d, %v; want 4", n, err)
+			}
+			if ok, err := view.Delete(ctx, "a"); err != nil || !ok {
+				t.Errorf("Delete(a) = %v, %v", ok, err)
+			}
+			if _, err := other.Get(ctx, "a"); err != nil {
+				t.Errorf("deleting the view's a touched the other's: %v", err)
+			}
+			long := strings.Repeat("k", kv.MaxKeyLen-2)
+			if err := view.Set(ctx, long, nil); !errors.Is(err, kv.ErrInvalidKey) || !strings.Contains(err.Error(), `key is 4094 bytes; the limit under prefix "s1." is 4093 bytes`) {
+				t.Errorf("Set of a key too long once prefixed = %v; want ErrInvalidKey naming the view's limit", err)
+			}
+			if _, err := view.Get(ctx, ""); !errors.Is(err, kv.ErrInvalidKey) {
+				t.Errorf("Get(\"\") = %v; want ErrInvalidKey", err)
+			}
+		})
+	}
+	if s := kv.NewMemory(); kv.Prefix(s, "") != kv.Store(s) {
+		t.Error("Prefix with no prefix is not the store itself")
+	}
 }
 
 func TestServiceRPCs(t *testing.T) {
@@ -523,7 +537,7 @@ func TestFromStatusLeavesOthers(t *testing.T) {
 func TestServiceLimitsContract(t *testing.T) {
 	kvtest.RunLimits(t, func(t *testing.T, l kvtest.Limits) kv.Store {
 		store := kv.NewMemory(kv.MaxBytes(l.MaxBytes), kv.MaxKeys(l.MaxKeys))
-		return remoteStore{serve(t, store, kv.WithLogger(testLogger(t)))}
+		return kv.NewClient(serveConn(t, store, kv.WithLogger(testLogger(t))))
 	})
 }
 

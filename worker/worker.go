@@ -24,6 +24,7 @@ import (
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/kv"
 )
 
 // Default reconnection backoff bounds; see Backoff.
@@ -116,8 +117,8 @@ type Worker struct {
 	cache    atomic.Pointer[cacheClient] // set while Run runs
 }
 
-// cacheClient holds the master's CacheService client while Run runs.
-type cacheClient struct{ palmv1.CacheServiceClient }
+// cacheClient holds the master's cache while Run runs.
+type cacheClient struct{ kv.Store }
 
 // entry is a registered function: exactly one of one and mux is set.
 type entry struct {
@@ -309,7 +310,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker %s: %w", w.name, err)
 	}
 	defer conn.Close()
-	w.cache.Store(&cacheClient{palmv1.NewCacheServiceClient(conn)})
+	w.cache.Store(&cacheClient{kv.NewClient(conn)})
 	defer w.cache.Store(nil)
 
 	dispatch := palmv1.NewDispatchServiceClient(conn)
