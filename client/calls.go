@@ -32,8 +32,9 @@ import (
 //     into requests of at most maxBatchCount messages and maxBatchBytes.
 //   - The receiver is the only one that calls Recv: it keeps each call's
 //     first reply (and first error reply), and on its completion wakes its
-//     Eval and frees its place. When the stream ends, every call still
-//     open ends with the stream's error, and the next Eval opens another.
+//     Eval and frees its place. When the stream ends, every call whose
+//     message was sent ends with the stream's error; one whose message had
+//     not left yet goes on the next stream, and the next Eval opens it.
 //   - A stream with no call open for callsIdle is half-closed, so that an
 //     idle Client holds nothing on the server.
 
@@ -79,7 +80,23 @@ type callStream struct {
 type call struct {
 	reply, failure *palmv1.PalmMessage // the first reply, and the first carrying an error
 	done           chan struct{}       // closed on completion
+	sent           bool                // a Send with its message returned nil (under the stream's mu)
 }
+
+// result is what a completed call returns: its first reply (nil for
+// none), or the status of its first error reply.
+func (cl *call) result() (*palmv1.PalmMessage, error) {
+	if cl.failure != nil {
+		return nil, route.Status(cl.failure.GetError())
+	}
+	return cl.reply, nil
+}
+
+// maxUnsent is how many streams an Eval's message may see end before it
+// left: a server restarting ends one (the next waits for it to be back); a
+// server that ends every stream at once (one that is stopping) fails the
+// Eval with its status.
+const maxUnsent = 3
 
 // errCallsClosed is what an Eval gets once its stream has half-closed for
 // idleness, before it was queued: it opens another.
@@ -93,7 +110,12 @@ func (cs *calls) eval(ctx context.Context, m *palmv1.PalmMessage) (*palmv1.PalmM
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
 	}
-	for {
+	var lastErr error // why the last stream ended before the message left
+	for attempt := 0; ; attempt++ {
+		if attempt == maxUnsent {
+			<-cs.slots
+			return nil, lastErr
+		}
 		s, err := cs.stream(ctx)
 		if err != nil {
 			<-cs.slots
@@ -101,26 +123,38 @@ func (cs *calls) eval(ctx context.Context, m *palmv1.PalmMessage) (*palmv1.PalmM
 		}
 		cl, seq, err := s.queue(ctx, m)
 		if errors.Is(err, errCallsClosed) {
+			attempt-- // closed for idleness: no fault of the server's
 			continue
 		}
 		if err != nil {
-			<-cs.slots
-			return nil, err
+			lastErr = err // ended before it was queued
+			continue
+		}
+		retry := func(err error) {
+			// The old stream's sender may still read m: the next one
+			// gets a message of its own.
+			lastErr = err
+			m = &palmv1.PalmMessage{Pipeline: m.Pipeline, Client: m.Client, Stage: m.Stage, Function: m.Function, Cache: m.Cache, Payload: m.Payload}
 		}
 		select {
 		case <-cl.done:
-			if cl.failure != nil {
-				return nil, route.Status(cl.failure.GetError())
-			}
-			return cl.reply, nil
+			return cl.result()
 		case <-s.done:
 			select {
 			case <-cl.done: // completed just before the stream ended
-				if cl.failure != nil {
-					return nil, route.Status(cl.failure.GetError())
-				}
-				return cl.reply, nil
+				return cl.result()
 			default:
+			}
+			s.mu.Lock()
+			sent := cl.sent
+			s.mu.Unlock()
+			if !sent {
+				// The stream ended before the message left: the
+				// server never had it, and it goes on the next stream
+				// (which waits, as a unary call would, for a server
+				// that is coming back), keeping its place.
+				retry(s.err)
+				continue
 			}
 			return nil, s.err
 		case <-ctx.Done():
@@ -250,27 +284,46 @@ func (s *callStream) send(ctx context.Context) {
 		case <-s.wake:
 		}
 		s.mu.Lock()
-		msgs, s.out = append(msgs[:0], s.out...), s.out[:0]
+		msgs = append(msgs[:0], s.out...)
+		clear(s.out)
+		s.out = s.out[:0]
 		cancels, s.cancels = append(cancels[:0], s.cancels...), s.cancels[:0]
 		s.mu.Unlock()
-		for len(msgs) > 0 || len(cancels) > 0 {
-			req := &palmv1.StreamRequest{Calls: true, Cancel: cancels}
-			cancels = nil
+		rest, ask := msgs, cancels
+		for len(rest) > 0 || len(ask) > 0 {
+			req := &palmv1.StreamRequest{Calls: true, Cancel: ask}
+			ask = nil
 			n, total := 0, 0
-			for n < len(msgs) {
-				size := len(msgs[n].Payload) + len(msgs[n].Function) + len(msgs[n].Pipeline) + len(msgs[n].Client) + messageOverhead
+			for n < len(rest) {
+				size := len(rest[n].Payload) + len(rest[n].Function) + len(rest[n].Pipeline) + len(rest[n].Client) + messageOverhead
 				if !batchFits(n, total, size, maxBatchCount, min(maxBatchBytes, s.cs.c.max)) {
 					break
 				}
 				n++
 				total += size
 			}
-			req.Messages, msgs = msgs[:n], msgs[n:]
+			req.Messages, rest = rest[:n], rest[n:]
+			// Marked before the Send, so that a stream that ends while it
+			// is on its way never has the message sent again (at most
+			// once); unmarked when Send says it did not leave.
+			s.mark(req.Messages, true)
 			if err := s.stream.Send(req); err != nil {
+				s.mark(req.Messages, false)
 				return // the receiver hears why
 			}
 		}
-		clear(msgs[:cap(msgs)])
+		clear(msgs) // sent: the payloads are the callers' again
+	}
+}
+
+// mark records whether the calls of msgs may have left.
+func (s *callStream) mark(msgs []*palmv1.PalmMessage, sent bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range msgs {
+		if cl := s.open[m.GetSequence()]; cl != nil {
+			cl.sent = sent
+		}
 	}
 }
 
@@ -319,9 +372,11 @@ func (s *callStream) end(err error) {
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = err
-		for seq := range s.open {
+		for seq, cl := range s.open {
 			delete(s.open, seq)
-			<-s.cs.slots
+			if cl.sent {
+				<-s.cs.slots // the others keep theirs, to be sent again
+			}
 		}
 		s.out = nil
 		close(s.done)

@@ -314,12 +314,7 @@ func (c *callOrigin) oneCall() {}
 func (c *callOrigin) Deliver(ctx context.Context, e Envelope) error {
 	err := c.stream.Deliver(ctx, e)
 	if e.Done {
-		c.stream.mu.Lock()
-		if c.stream.calls[c.seq] == c {
-			delete(c.stream.calls, c.seq)
-		}
-		c.stream.mu.Unlock()
-		c.cancel()
+		c.stream.dropCall(c)
 	}
 	return err
 }
@@ -340,7 +335,8 @@ func (o *streamOrigin) openCall(seq uint64) (*callOrigin, error) {
 	return c, nil
 }
 
-// dropCall forgets a call that was refused before it went in.
+// dropCall forgets a call, completed or refused before it went in, and
+// ends its context.
 func (o *streamOrigin) dropCall(c *callOrigin) {
 	o.mu.Lock()
 	if o.calls[c.seq] == c {
