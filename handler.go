@@ -1,7 +1,10 @@
 package palm
 
 import (
+	"errors"
+
 	"context"
+	"github.com/gopalm/palm/internal/config"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 )
@@ -42,5 +45,36 @@ func ChangePayload(msg *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage 
 		Cache:    msg.GetCache(),
 		Payload:  payload,
 		Sequence: msg.GetSequence(),
+	}
+}
+
+// Middleware wraps a Handler with behaviour of its own (logging, metrics,
+// authorisation, a timeout) and returns the wrapped Handler. Components
+// given middleware with WithMiddleware apply it to every function they run:
+// the first given is the outermost, the first to see a call.
+type Middleware func(next Handler) Handler
+
+// Chain returns h wrapped in mw, the first outermost; h itself when mw is
+// empty.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// WithMiddleware wraps every function a component runs in mw, the first
+// outermost: the functions of a Server, a Pipeline, a Sink or a composed
+// component, and the functions a worker serves. Middleware given in
+// several WithMiddleware options applies in the order given.
+func WithMiddleware(mw ...Middleware) Option {
+	return func(c *config.Config) {
+		for _, m := range mw {
+			if m == nil {
+				c.Fail(errors.New("palm: WithMiddleware: a middleware is nil"))
+				return
+			}
+			c.Middleware = append(c.Middleware, m)
+		}
 	}
 }

@@ -22,7 +22,27 @@ func lines(out string) []string { return strings.Split(strings.TrimRight(out, "\
 
 // Servers: ten messages over two workers; both names appear.
 func TestParallel(t *testing.T) {
-	m, w1, w2 := startCluster(t, "parallel/master", "parallel/worker")
+	m := runParallel(t, "parallel/master")
+	m.stop(t)
+}
+
+// Building a master server from its components: the composed master serves
+// the parallel example's workers and client as the master does.
+func TestMasterFromParts(t *testing.T) {
+	m := runParallel(t, "master-from-parts")
+	m.stop(t)
+	for _, want := range []string{"starting inbound part: part=Pull connects_to=WorkerPush", "starting outbound part: part=WorkerPush connects_to=Pub", "starting bypass part: part=Cache"} {
+		if !strings.Contains(m.output(), want) {
+			t.Errorf("the master's log lacks %q:\n%s", want, m.output())
+		}
+	}
+}
+
+// runParallel runs the parallel example's workers and client against the
+// master program in masterDir, checks what the client prints, and stops
+// the workers.
+func runParallel(t *testing.T, masterDir string) *proc {
+	m, w1, w2 := startCluster(t, masterDir, "parallel/worker")
 	out := lines(runClient(t, "parallel/client"))
 	if len(out) != 10 {
 		t.Fatalf("%d replies:\n%s", len(out), strings.Join(out, "\n"))
@@ -39,9 +59,8 @@ func TestParallel(t *testing.T) {
 	}
 	w1.stop(t)
 	w2.stop(t)
-	m.stop(t)
+	return m
 }
-
 func checkCached(t *testing.T, out []string, replies int) {
 	t.Helper()
 	if len(out) != replies+1 || out[0] != " cached data " {

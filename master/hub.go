@@ -6,8 +6,7 @@ import (
 	"net"
 
 	"github.com/gopalm/palm"
-	"github.com/gopalm/palm/internal/route"
-	"github.com/gopalm/palm/internal/server"
+	"github.com/gopalm/palm/compose"
 	"github.com/gopalm/palm/parts"
 )
 
@@ -46,9 +45,7 @@ func NewHub(name string, from Upstream, opts ...palm.Option) (*Hub, error) {
 	sub, err := parts.NewSubscriber(parts.SubscriberConfig{
 		Name:       name,
 		Upstreams:  []Upstream{from},
-		Dial:       m.cfg.Dial(),
-		Check:      route.Check{Server: name, MaxPayload: m.cfg.MaxMessageSize},
-		Refused:    "replies",
+		Refused:    compose.Pub,
 		BackoffMin: m.settings.backoffMin,
 		BackoffMax: m.settings.backoffMax,
 		Logger:     m.logger,
@@ -56,7 +53,6 @@ func NewHub(name string, from Upstream, opts ...palm.Option) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master: hub %s: %w", name, err)
 	}
-	m.missed, m.upstreams = sub.Missed, []string{from.String()}
 	return &Hub{Master: m, sub: sub}, nil
 }
 
@@ -80,5 +76,5 @@ func (h *Hub) ListenAndServe(ctx context.Context, addr string) error {
 // within the stop timeout (palm.WithStopTimeout, default 10 s), and closes
 // lis. It returns nil after a stop caused by ctx. Serve may be called once.
 func (h *Hub) Serve(ctx context.Context, lis net.Listener) error {
-	return h.serve(ctx, lis, h.sub, h.sub.Drain, func(*server.Server) {})
+	return h.serve(ctx, lis, compose.Sub, h.sub)
 }

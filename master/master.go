@@ -13,10 +13,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/compose"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/assemble"
 	"github.com/gopalm/palm/internal/config"
-	"github.com/gopalm/palm/internal/metrics"
-	"github.com/gopalm/palm/internal/server"
 	"github.com/gopalm/palm/kv"
 	"github.com/gopalm/palm/parts"
 )
@@ -35,16 +35,14 @@ import (
 // away are dropped at once, and a task a worker holds past TaskTimeout goes
 // to another worker.
 type Master struct {
-	name      string
-	kind      string        // master or hub
-	missed    func() uint64 // a hub's Missed
-	upstreams []string      // a hub's upstream, topic@address
-	cfg       *config.Config
-	settings  settings
-	logger    hclog.Logger
-	store     kv.Store
-	served    atomic.Bool
-	disp      atomic.Pointer[parts.Dispatcher]
+	name     string
+	kind     string // master or hub
+	cfg      *config.Config
+	settings settings
+	logger   hclog.Logger
+	store    kv.Store
+	served   atomic.Bool
+	disp     atomic.Pointer[parts.Dispatcher]
 }
 
 type settings struct {
@@ -271,114 +269,38 @@ func (m *Master) listenAndServe(ctx context.Context, addr string, serve func(con
 // closes lis. It returns nil after a stop caused by ctx. Serve may be
 // called once.
 func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
-	gw := parts.NewGateway(parts.GatewayConfig{
-		Server:      m.name,
-		MaxPayload:  m.cfg.MaxMessageSize,
-		Window:      m.settings.window,
-		WindowBytes: m.settings.windowBytes,
-		Logger:      m.logger,
-	})
-	return m.serve(ctx, lis, gw, gw.Drain, func(srv *server.Server) {
-		srv.Register(&palmv1.GatewayService_ServiceDesc, gw)
-	})
+	gw := parts.NewGateway(parts.GatewayConfig{Window: m.settings.window, WindowBytes: m.settings.windowBytes})
+	return m.serve(ctx, lis, compose.Pull, gw)
 }
 
-// serve runs in → dispatch [→ gather] → replies, with the services
-// register adds, until ctx ends; drain stops the intake at the end.
-func (m *Master) serve(ctx context.Context, lis net.Listener, in parts.Part, drainIn func(context.Context) error, register func(*server.Server)) error {
+// serve composes the master, in → WorkerPush [→ Gather] → Pub with a
+// Cache, and serves it on lis until ctx ends.
+func (m *Master) serve(ctx context.Context, lis net.Listener, inName string, in parts.Part) error {
 	if !m.served.CompareAndSwap(false, true) {
 		lis.Close()
 		return errors.New("master: Serve called twice")
 	}
-	for k, v := range m.settings.preset {
-		if err := m.store.Set(ctx, k, v); err != nil {
-			lis.Close()
-			return fmt.Errorf("master: PresetCache: %w", err)
-		}
-	}
 	disp := parts.NewDispatcher(parts.DispatcherConfig{
-		Master:         m.name,
 		Scatter:        m.settings.scatter,
 		Queue:          m.settings.queue,
 		MaxAttempts:    m.settings.maxAttempts,
 		TaskTimeout:    m.settings.taskTimeout,
 		WaitForWorkers: m.settings.waitWorkers,
-		MaxResultBytes: 4 * m.cfg.MaxMessageSize,
-		MaxSendBytes:   m.cfg.MaxMessageSize,
-		Logger:         m.logger,
 	})
 	m.disp.Store(disp)
-	handle := m.settings.handle
-	if handle == nil && m.settings.pipelined {
-		handle = parts.NextStage(m.name)
-	}
-	var srv *server.Server // made below, before anything is published
-	topics := parts.NewTopicsWith(parts.TopicsConfig{
-		SlowSubscriberTimeout: m.cfg.SlowSubscriberTimeout,
-		InTransit:             m.cfg.InTransit(),
-		Name:                  m.name,
-		OnStall:               func(stalled bool) { srv.PublisherStalled(stalled) },
-		Logger:                m.logger,
-	})
-	r := parts.NewRouter(m.logger)
-	next := "replies"
-	if m.settings.gather != nil {
-		next = "gather"
-	}
-	regs := []error{
-		r.Inbound(parts.InboundName(in), in, "dispatch"),
-		r.Outbound("dispatch", disp, next, 0),
-		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: m.logger}, "", 0),
+	spec := assemble.Spec{
+		Name: m.name, Kind: m.kind, Config: m.cfg, Store: m.store, Preset: m.settings.preset,
+		In: in, InName: inName,
+		Work: disp, WorkName: compose.WorkerPush,
+		Pub: &parts.Replies{Handle: m.settings.handle, Pipelined: m.settings.pipelined},
 	}
 	if m.settings.gather != nil {
-		regs = append(regs, r.Outbound("gather", &parts.Gather{Fn: m.settings.gather, Logger: m.logger}, "replies", 0))
+		spec.Gather = &parts.Gather{Fn: m.settings.gather}
 	}
-	if err := errors.Join(regs...); err != nil {
+	c, err := assemble.Component(spec)
+	if err != nil {
 		lis.Close()
 		return err
 	}
-	srv = server.New(m.cfg, m.logger)
-	srv.Observe(m.name, metrics.Source{
-		Kind:            m.kind,
-		Meter:           r.Meter(),
-		Workers:         disp.Workers,
-		Queued:          disp.Queued,
-		InFlight:        disp.InFlight,
-		Redelivered:     disp.Redelivered,
-		Subscribers:     topics.Subscribers,
-		SubscriberQueue: topics.Queued,
-		Dropped:         topics.Dropped,
-		SlowCut:         topics.SlowCut,
-		Missed:          m.missed,
-		CacheKeys:       metrics.CacheKeys(m.store),
-		Roster: func() []metrics.Worker {
-			var ws []metrics.Worker
-			for _, w := range disp.Roster() {
-				ws = append(ws, metrics.Worker{Name: w.Name, Functions: w.Functions})
-			}
-			return ws
-		},
-		Upstreams: m.upstreams,
-		Pipelined: m.settings.handle == nil && m.settings.pipelined,
-	})
-	register(srv)
-	srv.Register(&palmv1.DispatchService_ServiceDesc, disp)
-	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)
-	srv.RegisterCache(m.store)
-	drain := func(ctx context.Context) error {
-		// The intake may take most of the stop bound to finish what it
-		// took; the workers keep a fifth of it to hear the drain, finish
-		// what they hold and leave, even when a message still waits for a
-		// worker that never comes.
-		inCtx := ctx
-		if deadline, ok := ctx.Deadline(); ok {
-			var cancel context.CancelFunc
-			inCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)*4/5))
-			defer cancel()
-		}
-		err := errors.Join(drainIn(inCtx), disp.Drain(ctx))
-		topics.Close()
-		return err
-	}
-	return srv.ServeWith(ctx, lis, r, drain)
+	return c.Serve(ctx, lis)
 }

@@ -28,8 +28,16 @@ type Functions struct {
 	// Concurrency is how many calls run at once; 0 means 1, which keeps
 	// replies in the order messages arrived.
 	Concurrency int
+	// Names lists the functions Lookup finds, for InfoService; nil lists
+	// none.
+	Names func() []string
+	// Middleware wraps every handler Lookup finds, the first outermost;
+	// the component's own middleware (palm.WithMiddleware) goes around it.
+	Middleware []palm.Middleware
 	// Logger logs failures; nil is quiet.
 	Logger hclog.Logger
+
+	server string // the component's name, for Names
 }
 
 // Run calls functions until ctx ends.
@@ -83,7 +91,7 @@ func (f *Functions) call(e Envelope, logger hclog.Logger) Envelope {
 		if !ok {
 			err = status.Errorf(codes.NotFound, "server %q has no function %q", step.Server, step.Function)
 		} else {
-			payload, err = invoke(cctx, h, e.Msg, step, logger)
+			payload, err = invoke(cctx, palm.Chain(h, f.Middleware...), e.Msg, step, logger)
 		}
 	}
 	out.Step = step

@@ -103,7 +103,7 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 	}
 	l := cfg.Logger
 	if l == nil {
-		l = hclog.NewNullLogger()
+		l = quiet
 	}
 	if cfg.WindowBytes <= 0 {
 		cfg.WindowBytes = DefaultWindowBytes

@@ -233,7 +233,7 @@ func NewTopicsWith(cfg TopicsConfig) *Topics {
 		cfg.SlowSubscriberTimeout = DefaultSlowSubscriberTimeout
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = hclog.NewNullLogger()
+		cfg.Logger = quiet
 	}
 	if cfg.InTransit <= 0 {
 		cfg.InTransit = DefaultInTransit

@@ -74,8 +74,14 @@ type Replies struct {
 	// Publisher receives messages that do not go back to their origin; nil
 	// drops them with a debug log (nobody subscribed).
 	Publisher Publisher
+	// Pipelined, with no Handle, sends every result on to the next step
+	// of a pipeline: published under the component's name with the stage
+	// moved one on (NextStage), errors back to a waiting client.
+	Pipelined bool
 	// Logger; nil is quiet.
 	Logger hclog.Logger
+
+	nextStage bool // Handle is NextStage, chosen by Prepare
 }
 
 // Run delivers envelopes until ctx ends.

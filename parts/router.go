@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,6 +159,34 @@ func (r *Router) Bypass(name string, p Part) error {
 	return r.add(name, bypass, p, "", 0)
 }
 
+// Check reports a route that names no registered outbound part, naming
+// the part and the route. Run checks the same before it starts any part.
+func (r *Router) Check() error {
+	for _, n := range r.order {
+		if n.route == "" {
+			continue
+		}
+		if t := r.nodes[n.route]; t == nil || t.kind != outbound {
+			return fmt.Errorf("parts: %s part %q routes to %q, which is not a registered outbound part (registered: %s): %w", n.kind, n.name, n.route, r.outbounds(), ErrUnknownPart)
+		}
+	}
+	return nil
+}
+
+// outbounds lists the outbound parts' names, for errors.
+func (r *Router) outbounds() string {
+	var names []string
+	for _, n := range r.order {
+		if n.kind == outbound {
+			names = append(names, strconv.Quote(n.name))
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
 // Run checks the routes, starts every part in its own goroutine and waits
 // until ctx ends and every part has returned. It returns the first error a
 // part returned other than the context's.
@@ -164,17 +194,15 @@ func (r *Router) Run(ctx context.Context) error {
 	if r.started {
 		return errors.New("parts: Run called twice")
 	}
+	if err := r.Check(); err != nil {
+		return err
+	}
 	r.started = true
 	for _, n := range r.order {
 		n.link = &Link{router: r, node: n}
-		if n.route == "" {
-			continue
+		if n.route != "" {
+			n.link.out = r.nodes[n.route].inbox
 		}
-		t := r.nodes[n.route]
-		if t == nil || t.kind != outbound {
-			return fmt.Errorf("parts: %s part %q routes to %q, which is not a registered outbound part: %w", n.kind, n.name, n.route, ErrUnknownPart)
-		}
-		n.link.out = t.inbox
 	}
 	r.logger.Info("starting the router", "parts", len(r.order))
 	for _, n := range r.order {
@@ -224,6 +252,9 @@ type Link struct {
 // Name is the part's name.
 func (l *Link) Name() string { return l.node.name }
 
+// Route is the name of the part the part sends to; "" when none.
+func (l *Link) Route() string { return l.node.route }
+
 // Meter is the router's Meter.
 func (l *Link) Meter() *Meter { return l.router.meter }
 
@@ -265,16 +296,4 @@ func (l *Link) SendTo(ctx context.Context, name string, e Envelope) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// InboundName is the name a component gives its way in in the router's
-// logs: gateway for clients, subscriber for upstreams.
-func InboundName(p Part) string {
-	switch p.(type) {
-	case *Gateway:
-		return "gateway"
-	case *Subscriber:
-		return "subscriber"
-	}
-	return "in"
 }

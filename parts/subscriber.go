@@ -50,9 +50,12 @@ type SubscriberConfig struct {
 	Upstreams []Upstream
 	// Dial are the options for the connections to the upstreams.
 	Dial []grpc.DialOption
-	// Check admits each message: its current step must name this component
-	// and a function it serves.
-	Check route.Check
+	// Known reports whether this component serves a function; a message
+	// whose current step names another component, or a function Known
+	// refuses, is refused. nil accepts every function.
+	Known func(function string) bool
+	// MaxPayload is the largest payload accepted, in bytes; 0 for no limit.
+	MaxPayload int
 	// Refused names the outbound part that takes messages that are refused
 	// or that carry an error from an earlier step: they skip this
 	// component's functions and go on towards the client. Required.
@@ -83,6 +86,7 @@ type SubscriberConfig struct {
 // counted; what the old run published after the break is not known.
 type Subscriber struct {
 	cfg    SubscriberConfig
+	check  route.Check
 	logger hclog.Logger
 
 	origin  *detached
@@ -109,19 +113,15 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if cfg.Refused == "" {
 		return nil, errors.New("parts: a subscriber needs a part for refused messages")
 	}
-	if cfg.BackoffMin <= 0 {
-		cfg.BackoffMin = DefaultBackoffMin
-	}
-	if cfg.BackoffMax < cfg.BackoffMin {
-		cfg.BackoffMax = max(DefaultBackoffMax, cfg.BackoffMin)
-	}
+	cfg.BackoffMin, cfg.BackoffMax = backoffBounds(cfg.BackoffMin, cfg.BackoffMax)
 	l := cfg.Logger
 	if l == nil {
-		l = hclog.NewNullLogger()
+		l = quiet
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		cfg:     cfg,
+		check:   route.Check{Server: cfg.Name, MaxPayload: cfg.MaxPayload, Known: cfg.Known},
 		logger:  l,
 		origin:  &detached{idle: make(chan struct{})},
 		stop:    cancel,
@@ -304,7 +304,7 @@ func (s *Subscriber) admit(ctx context.Context, link *Link, m *palmv1.PalmMessag
 	if m.GetError() != nil {
 		return o.send(ctx, link, s.cfg.Refused, e)
 	}
-	step, err := s.cfg.Check.Admit(m)
+	step, err := s.check.Admit(m)
 	if err != nil {
 		s.logger.Debug("message refused", "function", m.GetFunction(), "stage", m.GetStage(), "error", err)
 		e.Msg = &palmv1.PalmMessage{

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,9 +22,6 @@ type core struct {
 	cfg      *config.Config
 	settings settings
 	logger   hclog.Logger
-
-	missed    func() uint64 // a stage's Missed; nil on a Server
-	upstreams []string      // a stage's upstreams, topic@address
 
 	mu       sync.Mutex // serializes Handle
 	handlers atomic.Pointer[map[string]palm.Handler]
@@ -98,14 +94,13 @@ func (c *core) lookup(function string) (palm.Handler, bool) {
 	return h, ok
 }
 
-// functions lists the steps served, sorted.
-func (c *core) functions() []string {
-	var steps []string
+// names lists the functions registered.
+func (c *core) names() []string {
+	var names []string
 	for f := range *c.handlers.Load() {
-		steps = append(steps, c.name+"."+f)
+		names = append(names, f)
 	}
-	slices.Sort(steps)
-	return steps
+	return names
 }
 
 func (c *core) known(function string) bool {

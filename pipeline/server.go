@@ -8,9 +8,8 @@ import (
 	"strings"
 
 	"github.com/gopalm/palm"
-	palmv1 "github.com/gopalm/palm/gen/palm/v1"
-	"github.com/gopalm/palm/internal/metrics"
-	"github.com/gopalm/palm/internal/server"
+	"github.com/gopalm/palm/compose"
+	"github.com/gopalm/palm/internal/assemble"
 	"github.com/gopalm/palm/parts"
 )
 
@@ -47,17 +46,8 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // default 10 s), and closes lis. It returns nil after a stop caused by ctx,
 // or the error that made serving fail. Serve may be called once.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	gw := parts.NewGateway(parts.GatewayConfig{
-		Server:      s.name,
-		Known:       s.known,
-		MaxPayload:  s.cfg.MaxMessageSize,
-		Window:      s.settings.window,
-		WindowBytes: s.settings.windowBytes,
-		Logger:      s.logger,
-	})
-	return s.serve(ctx, lis, gw, gw.Drain, func(srv *server.Server) {
-		srv.Register(&palmv1.GatewayService_ServiceDesc, gw)
-	})
+	gw := parts.NewGateway(parts.GatewayConfig{Known: s.known, Window: s.settings.window, WindowBytes: s.settings.windowBytes})
+	return s.serve(ctx, lis, compose.Pull, gw)
 }
 
 func (c *core) listenAndServe(ctx context.Context, addr string, serve func(context.Context, net.Listener) error) error {
@@ -68,57 +58,27 @@ func (c *core) listenAndServe(ctx context.Context, addr string, serve func(conte
 	return serve(ctx, lis)
 }
 
-// serve runs the component: in → functions → replies, with the services
-// register adds, until ctx ends; drain stops the intake at the end.
-func (c *core) serve(ctx context.Context, lis net.Listener, in parts.Part, drain func(context.Context) error, register func(*server.Server)) error {
+// serve composes the component, in → Functions → Pub with a Cache, and
+// serves it on lis until ctx ends.
+func (c *core) serve(ctx context.Context, lis net.Listener, inName string, in parts.Part) error {
 	if !c.served.CompareAndSwap(false, true) {
 		lis.Close()
 		return errors.New("pipeline: Serve called twice")
 	}
-	var srv *server.Server // made below, before anything is published
-	topics := parts.NewTopicsWith(parts.TopicsConfig{
-		Queue:                 c.settings.queue,
-		SlowSubscriberTimeout: c.cfg.SlowSubscriberTimeout,
-		InTransit:             c.cfg.InTransit(),
-		Name:                  c.name,
-		OnStall:               func(stalled bool) { srv.PublisherStalled(stalled) },
-		Logger:                c.logger,
+	kind := strings.ToLower(c.kind)
+	comp, err := assemble.Component(assemble.Spec{
+		Name: c.name, Kind: kind, Config: c.cfg, Store: c.settings.store, Queue: c.settings.queue,
+		In: in, InName: inName,
+		Work:     &parts.Functions{Lookup: c.lookup, Names: c.names, Concurrency: c.settings.concurrency},
+		WorkName: compose.Functions,
+		Pub:      &parts.Replies{Handle: c.settings.handle, Pipelined: c.settings.pipelined},
+		// Listed for grpcurl, but not reported serving: workers go to
+		// masters.
+		Extra: map[string]parts.Part{"NoWorkers": noWorkers{name: c.name, kind: kind}},
 	})
-	handle := c.settings.handle
-	if handle == nil && c.settings.pipelined {
-		handle = parts.NextStage(c.name)
-	}
-	r := parts.NewRouter(c.logger)
-	if err := errors.Join(
-		r.Inbound(parts.InboundName(in), in, "functions"),
-		r.Outbound("functions", &parts.Functions{Lookup: c.lookup, Concurrency: c.settings.concurrency, Logger: c.logger}, "replies", 0),
-		r.Outbound("replies", &parts.Replies{Handle: handle, Publisher: topics, Logger: c.logger}, "", 0),
-	); err != nil {
+	if err != nil {
 		lis.Close()
 		return err
 	}
-	srv = server.New(c.cfg, c.logger)
-	srv.Observe(c.name, metrics.Source{
-		Kind:            strings.ToLower(c.kind),
-		Meter:           r.Meter(),
-		Subscribers:     topics.Subscribers,
-		SubscriberQueue: topics.Queued,
-		Dropped:         topics.Dropped,
-		SlowCut:         topics.SlowCut,
-		Missed:          c.missed,
-		CacheKeys:       metrics.CacheKeys(c.settings.store),
-		Functions:       c.functions,
-		Upstreams:       c.upstreams,
-		Pipelined:       c.settings.handle == nil && c.settings.pipelined,
-	})
-	register(srv)
-	srv.Register(&palmv1.PublisherService_ServiceDesc, topics)
-	srv.RegisterCache(c.settings.store)
-	// Listed for grpcurl, but not reported serving: workers go to masters.
-	palmv1.RegisterDispatchServiceServer(srv.GRPC, noWorkers{name: c.name, kind: strings.ToLower(c.kind)})
-	return srv.ServeWith(ctx, lis, r, func(ctx context.Context) error {
-		err := drain(ctx)
-		topics.Close()
-		return err
-	})
+	return comp.Serve(ctx, lis)
 }

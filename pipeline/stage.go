@@ -7,8 +7,7 @@ import (
 	"net"
 
 	"github.com/gopalm/palm"
-	"github.com/gopalm/palm/internal/route"
-	"github.com/gopalm/palm/internal/server"
+	"github.com/gopalm/palm/compose"
 	"github.com/gopalm/palm/parts"
 )
 
@@ -84,19 +83,14 @@ func newStage(kind, name string, from []Upstream, opts []palm.Option) (*stage, e
 	sub, err := parts.NewSubscriber(parts.SubscriberConfig{
 		Name:       name,
 		Upstreams:  from,
-		Dial:       c.cfg.Dial(),
-		Check:      route.Check{Server: name, Known: c.known, MaxPayload: c.cfg.MaxMessageSize},
-		Refused:    "replies",
+		Known:      c.known,
+		Refused:    compose.Pub,
 		BackoffMin: c.settings.backoffMin,
 		BackoffMax: c.settings.backoffMax,
 		Logger:     c.logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %s %s: %w", kind, name, err)
-	}
-	c.missed = sub.Missed
-	for _, u := range from {
-		c.upstreams = append(c.upstreams, u.String())
 	}
 	return &stage{core: c, sub: sub}, nil
 }
@@ -122,5 +116,5 @@ func (s *stage) ListenAndServe(ctx context.Context, addr string) error {
 // 10 s), and closes lis. It returns nil after a stop caused by ctx. Serve
 // may be called once.
 func (s *stage) Serve(ctx context.Context, lis net.Listener) error {
-	return s.serve(ctx, lis, s.sub, s.sub.Drain, func(*server.Server) {})
+	return s.serve(ctx, lis, compose.Sub, s.sub)
 }

@@ -109,6 +109,10 @@ type Config struct {
 	// dialer send its token without TLS (palm.WithInsecureTokens).
 	InsecureTokens bool
 
+	// Middleware wraps the handlers a component runs, first outermost:
+	// palm.Middleware values (config cannot name palm's types).
+	Middleware []any
+
 	role []roleOption
 	errs []error
 }
@@ -327,3 +331,13 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 }
 
 func (b bearer) RequireTransportSecurity() bool { return b.secure }
+
+// Same returns an Option that makes a config the same as c, without its
+// role options: the shared settings of a component that is built from
+// another one's (palm's components are compositions, package compose).
+func Same(c *Config) Option {
+	return func(dst *Config) {
+		*dst = *c
+		dst.role = nil
+	}
+}

@@ -24,42 +24,40 @@ type Meter interface {
 	Steps(f func(step string, in, out, failed uint64))
 }
 
-// Source is where a component's metrics come from; each field may be nil
-// when the component has no such thing.
+// Source is where a component's metrics come from; each field may be
+// empty when the component has no such thing.
 type Source struct {
 	// Kind is the component's kind: server, master, hub, pipeline, sink.
 	Kind string
 	// Meter counts messages in, results out and failures, by step.
 	Meter Meter
-	// Workers, Queued and InFlight read a master's dispatcher.
-	Workers, Queued, InFlight func() int
-	// Redelivered counts tasks handed to another worker after theirs left.
-	Redelivered func() uint64
-	// Subscribers and SubscriberQueue read the component's publisher: its
-	// subscriptions and the messages waiting in their queues.
-	Subscribers, SubscriberQueue func() int
-	// Dropped counts messages published that reached no subscriber.
-	Dropped func() uint64
-	// Missed counts messages an upstream published while this stage's
-	// subscription was broken.
-	Missed func() uint64
-	// SlowCut counts subscriptions cut for not reading.
-	SlowCut func() uint64
-	// CacheKeys reads the number of keys in the cache.
-	CacheKeys func() int
-	// AuthFailures counts calls that failed to authenticate (an unknown
-	// token, or no credentials); AuthRefused, calls refused unchecked
-	// because their address or connection failed too often.
-	AuthFailures, AuthRefused func() uint64
+	// Stats are the gauges and counters of the component's parts.
+	Stats []Stat
 
 	// For palm.v1.InfoService: the steps served now, a master's workers,
-	// and a stage's upstreams (topic@address).
+	// a stage's upstreams (topic@address), and the component's parts.
 	Functions func() []string
 	Roster    func() []Worker
 	Upstreams []string
+	Parts     []Part
 	// Pipelined: the component sends its results on to the next step
 	// rather than back to the client.
 	Pipelined bool
+}
+
+// Stat is a gauge or a counter, exported as palm_<Name> (a counter as
+// palm_<Name>_total) and shown by InfoService under Name.
+type Stat struct {
+	Name, Help string
+	Counter    bool
+	Read       func() uint64
+}
+
+// Part describes one part of a component, for InfoService.
+type Part struct {
+	Name, Kind, Route string
+	Services          []string
+	Notes             map[string]string
 }
 
 // Worker is a worker connected to a master or hub.
@@ -76,46 +74,40 @@ func (s Source) Counters() map[string]uint64 {
 		s.Meter.Steps(func(_ string, i, o, f uint64) { in, outs, failed = in+i, outs+o, failed+f })
 		out["messages_in"], out["messages_out"], out["function_errors"] = in, outs, failed
 	}
-	for name, f := range map[string]func() int{
-		"workers_connected": s.Workers, "tasks_queued": s.Queued, "tasks_in_flight": s.InFlight,
-		"subscribers": s.Subscribers, "subscriber_queue_messages": s.SubscriberQueue, "cache_keys": s.CacheKeys,
-	} {
-		if f != nil {
-			out[name] = uint64(max(0, f()))
-		}
-	}
-	for name, f := range map[string]func() uint64{
-		"tasks_redelivered": s.Redelivered, "published_dropped": s.Dropped, "subscription_missed": s.Missed,
-		"slow_subscribers_cut": s.SlowCut,
-		"auth_failures":        s.AuthFailures, "auth_throttled": s.AuthRefused,
-	} {
-		if f != nil {
-			out[name] = f()
-		}
+	for _, st := range s.Stats {
+		out[st.Name] = st.Read()
 	}
 	return out
 }
 
 var (
-	descIn          = prometheus.NewDesc("palm_messages_in_total", "Messages taken in, by step (server.function).", []string{"step"}, nil)
-	descOut         = prometheus.NewDesc("palm_messages_out_total", "Results sent on (to the client or the next step), by step.", []string{"step"}, nil)
-	descFailed      = prometheus.NewDesc("palm_function_errors_total", "Messages that failed, by the step that failed.", []string{"step"}, nil)
-	descWorkers     = prometheus.NewDesc("palm_workers_connected", "Workers connected now.", nil, nil)
-	descQueued      = prometheus.NewDesc("palm_tasks_queued", "Tasks waiting for a worker.", nil, nil)
-	descInFlight    = prometheus.NewDesc("palm_tasks_in_flight", "Tasks held by workers, not yet done.", nil, nil)
-	descRedelivered = prometheus.NewDesc("palm_tasks_redelivered_total", "Tasks handed to another worker after the one holding them left.", nil, nil)
-	descSubs        = prometheus.NewDesc("palm_subscribers", "Subscriptions open now.", nil, nil)
-	descSubQueue    = prometheus.NewDesc("palm_subscriber_queue_messages", "Messages waiting in the subscribers' queues.", nil, nil)
-	descDropped     = prometheus.NewDesc("palm_published_dropped_total", "Messages published that reached no subscriber.", nil, nil)
-	descMissed      = prometheus.NewDesc("palm_subscription_missed_total", "Messages an upstream published while the subscription was broken.", nil, nil)
-	descSlowCut     = prometheus.NewDesc("palm_slow_subscribers_cut_total", "Subscriptions cut because they did not read for the slow subscriber timeout.", nil, nil)
-	descCache       = prometheus.NewDesc("palm_cache_keys", "Keys in the component's cache.", nil, nil)
-	descAuthFailed  = prometheus.NewDesc("palm_auth_failures_total", "Calls that failed to authenticate: an unknown bearer token, or no known credentials.", nil, nil)
-	descAuthRefused = prometheus.NewDesc("palm_auth_throttled_total", "Calls refused unchecked (ResourceExhausted) because their address or connection failed to authenticate too often.", nil, nil)
+	descIn     = prometheus.NewDesc("palm_messages_in_total", "Messages taken in, by step (server.function).", []string{"step"}, nil)
+	descOut    = prometheus.NewDesc("palm_messages_out_total", "Results sent on (to the client or the next step), by step.", []string{"step"}, nil)
+	descFailed = prometheus.NewDesc("palm_function_errors_total", "Messages that failed, by the step that failed.", []string{"step"}, nil)
 )
 
 // collector reads a Source when scraped.
-type collector struct{ src Source }
+type collector struct {
+	src   Source
+	descs []*prometheus.Desc // one a stat
+}
+
+func newCollector(src Source) (collector, error) {
+	c := collector{src: src}
+	seen := map[string]bool{"messages_in": true, "messages_out": true, "function_errors": true}
+	for _, st := range src.Stats {
+		if seen[st.Name] {
+			return c, fmt.Errorf("metrics: two parts report %q; a stat name must be unique in a component", st.Name)
+		}
+		seen[st.Name] = true
+		name := "palm_" + st.Name
+		if st.Counter {
+			name += "_total"
+		}
+		c.descs = append(c.descs, prometheus.NewDesc(name, st.Help, nil, nil))
+	}
+	return c, nil
+}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
 
@@ -128,28 +120,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(failed), step)
 		})
 	}
-	gauge := func(d *prometheus.Desc, f func() int) {
-		if f != nil {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(f()))
+	for i, st := range s.Stats {
+		kind := prometheus.GaugeValue
+		if st.Counter {
+			kind = prometheus.CounterValue
 		}
+		ch <- prometheus.MustNewConstMetric(c.descs[i], kind, float64(st.Read()))
 	}
-	counter := func(d *prometheus.Desc, f func() uint64) {
-		if f != nil {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(f()))
-		}
-	}
-	gauge(descWorkers, s.Workers)
-	gauge(descQueued, s.Queued)
-	gauge(descInFlight, s.InFlight)
-	counter(descRedelivered, s.Redelivered)
-	gauge(descSubs, s.Subscribers)
-	gauge(descSubQueue, s.SubscriberQueue)
-	counter(descDropped, s.Dropped)
-	counter(descMissed, s.Missed)
-	counter(descSlowCut, s.SlowCut)
-	gauge(descCache, s.CacheKeys)
-	counter(descAuthFailed, s.AuthFailures)
-	counter(descAuthRefused, s.AuthRefused)
 }
 
 // Set is the metrics of one component while it serves.
@@ -180,8 +157,12 @@ func ClientMetrics(reg prometheus.Registerer) *grpcprom.ClientMetrics {
 // already has a component of that name.
 func Register(reg prometheus.Registerer, name string, src Source, server *grpcprom.ServerMetrics) (*Set, error) {
 	wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"component": name, "kind": src.Kind}, reg)
+	own, err := newCollector(src)
+	if err != nil {
+		return nil, err
+	}
 	s := &Set{reg: wrapped}
-	for _, c := range []prometheus.Collector{collector{src}, server} {
+	for _, c := range []prometheus.Collector{own, server} {
 		if err := wrapped.Register(c); err != nil {
 			s.Unregister()
 			var dup prometheus.AlreadyRegisteredError

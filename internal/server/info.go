@@ -26,6 +26,9 @@ func (i info) Info(context.Context, *palmv1.InfoRequest) (*palmv1.InfoResponse, 
 		resp.Services = append(resp.Services, name)
 	}
 	slices.Sort(resp.Services)
+	for _, p := range src.Parts {
+		resp.Parts = append(resp.Parts, &palmv1.PartInfo{Name: p.Name, Kind: p.Kind, Route: p.Route, Services: p.Services, Notes: p.Notes})
+	}
 	if src.Functions != nil {
 		resp.Functions = src.Functions()
 	}

@@ -144,6 +144,14 @@ func (s *Server) Register(desc *grpc.ServiceDesc, impl any) {
 	s.serving = append(s.serving, desc.ServiceName)
 }
 
+// Unreported serves impl as desc describes, without health reporting it.
+func (s *Server) Unreported(desc *grpc.ServiceDesc, impl any) {
+	s.GRPC.RegisterService(desc, impl)
+}
+
+// RegisterService is Register, for a grpc.ServiceRegistrar.
+func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) { s.Register(desc, impl) }
+
 // RegisterCache serves store as the component's CacheService, with the
 // component's value size limit and logger.
 func (s *Server) RegisterCache(store kv.Store) {
@@ -158,7 +166,9 @@ func (s *Server) RegisterCache(store kv.Store) {
 // src (`palm info`).
 func (s *Server) Observe(name string, src metrics.Source) {
 	if len(s.cfg.Tokens) > 0 || len(s.cfg.Identities) > 0 {
-		src.AuthFailures, src.AuthRefused = s.auth.Failed, s.auth.Refused
+		src.Stats = append(src.Stats,
+			metrics.Stat{Name: "auth_failures", Help: "Calls that failed to authenticate: an unknown bearer token, or no known credentials.", Counter: true, Read: s.auth.Failed},
+			metrics.Stat{Name: "auth_throttled", Help: "Calls refused unchecked (ResourceExhausted) because their address or connection failed to authenticate too often.", Counter: true, Read: s.auth.Refused})
 	}
 	s.name, s.source = name, src
 	s.Register(&palmv1.InfoService_ServiceDesc, info{s: s})

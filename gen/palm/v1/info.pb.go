@@ -85,7 +85,10 @@ type InfoResponse struct {
 	// the last stage, with a subscription there (the original's
 	// sub_address). False when a handle_stream hook picks the topic of each
 	// result, as no one can tell in advance where it sends them.
-	Pipelined     bool `protobuf:"varint,8,opt,name=pipelined,proto3" json:"pipelined,omitempty"`
+	Pipelined bool `protobuf:"varint,8,opt,name=pipelined,proto3" json:"pipelined,omitempty"`
+	// The parts the component is composed of, in the order they were
+	// registered.
+	Parts         []*PartInfo `protobuf:"bytes,9,rep,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -176,6 +179,95 @@ func (x *InfoResponse) GetPipelined() bool {
 	return false
 }
 
+func (x *InfoResponse) GetParts() []*PartInfo {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+// PartInfo describes one part of a component.
+type PartInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The part's name in the component, such as Pull or WorkerPush.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// inbound, outbound or bypass.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The part its messages go to; empty when none.
+	Route string `protobuf:"bytes,3,opt,name=route,proto3" json:"route,omitempty"`
+	// The gRPC services the part serves.
+	Services []string `protobuf:"bytes,4,rep,name=services,proto3" json:"services,omitempty"`
+	// What the part tells about itself, by key.
+	Notes         map[string]string `protobuf:"bytes,5,rep,name=notes,proto3" json:"notes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartInfo) Reset() {
+	*x = PartInfo{}
+	mi := &file_palm_v1_info_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartInfo) ProtoMessage() {}
+
+func (x *PartInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_palm_v1_info_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartInfo.ProtoReflect.Descriptor instead.
+func (*PartInfo) Descriptor() ([]byte, []int) {
+	return file_palm_v1_info_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PartInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PartInfo) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PartInfo) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *PartInfo) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *PartInfo) GetNotes() map[string]string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
 // WorkerInfo describes a worker connected to a master or hub.
 type WorkerInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -189,7 +281,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_palm_v1_info_proto_msgTypes[2]
+	mi := &file_palm_v1_info_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +293,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_palm_v1_info_proto_msgTypes[2]
+	mi := &file_palm_v1_info_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +306,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_palm_v1_info_proto_rawDescGZIP(), []int{2}
+	return file_palm_v1_info_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WorkerInfo) GetName() string {
@@ -236,7 +328,7 @@ var File_palm_v1_info_proto protoreflect.FileDescriptor
 const file_palm_v1_info_proto_rawDesc = "" +
 	"\n" +
 	"\x12palm/v1/info.proto\x12\apalm.v1\"\r\n" +
-	"\vInfoRequest\"\xd9\x02\n" +
+	"\vInfoRequest\"\x82\x03\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1a\n" +
@@ -245,10 +337,21 @@ const file_palm_v1_info_proto_rawDesc = "" +
 	"\aworkers\x18\x05 \x03(\v2\x13.palm.v1.WorkerInfoR\aworkers\x12\x1c\n" +
 	"\tupstreams\x18\x06 \x03(\tR\tupstreams\x12?\n" +
 	"\bcounters\x18\a \x03(\v2#.palm.v1.InfoResponse.CountersEntryR\bcounters\x12\x1c\n" +
-	"\tpipelined\x18\b \x01(\bR\tpipelined\x1a;\n" +
+	"\tpipelined\x18\b \x01(\bR\tpipelined\x12'\n" +
+	"\x05parts\x18\t \x03(\v2\x11.palm.v1.PartInfoR\x05parts\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\">\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xd2\x01\n" +
+	"\bPartInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05route\x18\x03 \x01(\tR\x05route\x12\x1a\n" +
+	"\bservices\x18\x04 \x03(\tR\bservices\x122\n" +
+	"\x05notes\x18\x05 \x03(\v2\x1c.palm.v1.PartInfo.NotesEntryR\x05notes\x1a8\n" +
+	"\n" +
+	"NotesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\n" +
 	"WorkerInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
@@ -268,23 +371,27 @@ func file_palm_v1_info_proto_rawDescGZIP() []byte {
 	return file_palm_v1_info_proto_rawDescData
 }
 
-var file_palm_v1_info_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_palm_v1_info_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_palm_v1_info_proto_goTypes = []any{
 	(*InfoRequest)(nil),  // 0: palm.v1.InfoRequest
 	(*InfoResponse)(nil), // 1: palm.v1.InfoResponse
-	(*WorkerInfo)(nil),   // 2: palm.v1.WorkerInfo
-	nil,                  // 3: palm.v1.InfoResponse.CountersEntry
+	(*PartInfo)(nil),     // 2: palm.v1.PartInfo
+	(*WorkerInfo)(nil),   // 3: palm.v1.WorkerInfo
+	nil,                  // 4: palm.v1.InfoResponse.CountersEntry
+	nil,                  // 5: palm.v1.PartInfo.NotesEntry
 }
 var file_palm_v1_info_proto_depIdxs = []int32{
-	2, // 0: palm.v1.InfoResponse.workers:type_name -> palm.v1.WorkerInfo
-	3, // 1: palm.v1.InfoResponse.counters:type_name -> palm.v1.InfoResponse.CountersEntry
-	0, // 2: palm.v1.InfoService.Info:input_type -> palm.v1.InfoRequest
-	1, // 3: palm.v1.InfoService.Info:output_type -> palm.v1.InfoResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 0: palm.v1.InfoResponse.workers:type_name -> palm.v1.WorkerInfo
+	4, // 1: palm.v1.InfoResponse.counters:type_name -> palm.v1.InfoResponse.CountersEntry
+	2, // 2: palm.v1.InfoResponse.parts:type_name -> palm.v1.PartInfo
+	5, // 3: palm.v1.PartInfo.notes:type_name -> palm.v1.PartInfo.NotesEntry
+	0, // 4: palm.v1.InfoService.Info:input_type -> palm.v1.InfoRequest
+	1, // 5: palm.v1.InfoService.Info:output_type -> palm.v1.InfoResponse
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_palm_v1_info_proto_init() }
@@ -298,7 +405,7 @@ func file_palm_v1_info_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_palm_v1_info_proto_rawDesc), len(file_palm_v1_info_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
