@@ -342,8 +342,10 @@ func (p *Push) complete(seq uint64) *pushed {
 
 // finishOne counts one forwarded message of key done; finish marks the
 // last envelope of key come. Either completes key once both hold.
-func (p *Push) finishOne(ctx context.Context, link *Link, key flightKey) { p.settle(ctx, link, key, -1) }
-func (p *Push) finish(ctx context.Context, link *Link, key flightKey)    { p.settle(ctx, link, key, 0) }
+func (p *Push) finishOne(ctx context.Context, link *Link, key flightKey) {
+	p.settle(ctx, link, key, -1)
+}
+func (p *Push) finish(ctx context.Context, link *Link, key flightKey) { p.settle(ctx, link, key, 0) }
 
 func (p *Push) settle(ctx context.Context, link *Link, key flightKey, delta int) {
 	p.mu.Lock()
