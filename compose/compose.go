@@ -224,7 +224,7 @@ func (c *Component) assemble(ctx context.Context) (*server.Server, *parts.Router
 		MaxMessageSize: c.cfg.MaxMessageSize,
 		Store:          c.settings.store,
 		Topics:         c.topics,
-		Middleware:     middleware(c.cfg),
+		Middleware:     config.Middlewares[palm.Middleware](c.cfg),
 		Dial:           c.cfg.Dial(),
 	}
 	r := parts.NewRouter(c.logger)
@@ -375,11 +375,3 @@ func (c *Component) drainKind(ctx context.Context, kind string) error {
 	return errors.Join(all...)
 }
 
-// middleware is the component's palm.WithMiddleware.
-func middleware(cfg *config.Config) []palm.Middleware {
-	var mw []palm.Middleware
-	for _, m := range cfg.Middleware {
-		mw = append(mw, m.(palm.Middleware))
-	}
-	return mw
-}

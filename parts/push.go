@@ -46,7 +46,9 @@ type PushConfig struct {
 // original's PushConnection): a component that passes its messages on to
 // a server, a master or a gateway elsewhere.
 //
-// Each message goes on with its stage moved one on, so its next step must
+// Push finishes the messages it takes, as Functions does: a message is
+// complete at its origin once the component it was pushed to has completed
+// it. Each message goes on with its stage moved one on, so its next step must
 // name the component at Address; the step this component was asked for is
 // the forwarding. What comes back for a message (its replies, then its
 // completion) goes to the part's route, or, with no route, straight back
@@ -166,11 +168,13 @@ func (p *Push) session(ctx context.Context, link *Link, gw palmv1.GatewayService
 	if err != nil {
 		return err
 	}
-	received := make(chan error, 1)
-	go func() { received <- p.receive(sctx, link, stream) }()
+	var rerr error
+	received := make(chan struct{})
+	go func() { defer close(received); rerr = p.receive(sctx, link, stream) }()
 	err = p.send(sctx, link, stream, received)
 	cancel()
-	if rerr := <-received; err == nil {
+	<-received
+	if err == nil || errors.Is(err, errReceiveEnded) {
 		err = rerr
 	}
 	p.lose(ctx, link, err)
@@ -179,7 +183,7 @@ func (p *Push) session(ctx context.Context, link *Link, gw palmv1.GatewayService
 
 // send takes envelopes from the inbox while the window has room and sends
 // them on stream, packing what is ready into one request.
-func (p *Push) send(ctx context.Context, link *Link, stream palmv1.GatewayService_StreamClient, received <-chan error) error {
+func (p *Push) send(ctx context.Context, link *Link, stream palmv1.GatewayService_StreamClient, received <-chan struct{}) error {
 	for {
 		if err := p.room(ctx, received); err != nil {
 			return err
@@ -187,8 +191,8 @@ func (p *Push) send(ctx context.Context, link *Link, stream palmv1.GatewayServic
 		var e Envelope
 		select {
 		case e = <-link.Inbox():
-		case err := <-received:
-			return err
+		case <-received:
+			return errReceiveEnded
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -211,6 +215,10 @@ func (p *Push) send(ctx context.Context, link *Link, stream palmv1.GatewayServic
 	}
 }
 
+// errReceiveEnded stops the sender when the receiver has ended: the
+// receiver's error is the stream's.
+var errReceiveEnded = errors.New("the stream's receiver ended")
+
 // Bounds of one request on the stream.
 const (
 	maxPushBatch = 64
@@ -224,7 +232,7 @@ func (p *Push) take(ctx context.Context, link *Link, e Envelope, batch []*palmv1
 	key := flightKey{e.Origin, e.Sequence}
 	gone := e.Origin != nil && e.Origin.Context().Err() != nil
 	if e.Msg == nil || gone {
-		if e.Done {
+		if e.Done || gone {
 			p.finish(ctx, link, key)
 		}
 		return batch, size
@@ -232,9 +240,7 @@ func (p *Push) take(ctx context.Context, link *Link, e Envelope, batch []*palmv1
 	step, err := nextStep(e.Msg)
 	if err != nil {
 		p.emit(ctx, link, Envelope{Msg: failed(e.Msg, err, e.Step), Origin: e.Origin, Sequence: e.Sequence})
-		if e.Done {
-			p.finish(ctx, link, key)
-		}
+		p.finish(ctx, link, key)
 		return batch, size
 	}
 	m := proto.Clone(e.Msg).(*palmv1.PalmMessage)
@@ -251,7 +257,7 @@ func (p *Push) take(ctx context.Context, link *Link, e Envelope, batch []*palmv1
 		p.flights[key] = f
 	}
 	f.n++
-	f.done = f.done || e.Done
+	f.done = true // as Functions does, Push finishes what it takes
 	n := len(m.GetPayload())
 	p.out[m.Sequence] = &pushed{key: key, msg: m, step: step, bytes: n}
 	p.held++
@@ -284,12 +290,12 @@ func (p *Push) hasRoom() bool {
 }
 
 // room waits until the window has room.
-func (p *Push) room(ctx context.Context, received <-chan error) error {
+func (p *Push) room(ctx context.Context, received <-chan struct{}) error {
 	for !p.hasRoom() {
 		select {
 		case <-p.freed:
-		case err := <-received:
-			return err
+		case <-received:
+			return errReceiveEnded
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -406,9 +412,7 @@ func (p *Push) refuseFor(ctx context.Context, link *Link, d time.Duration, cause
 			if e.Msg != nil {
 				p.emit(ctx, link, Envelope{Msg: failed(e.Msg, err, e.Step), Origin: e.Origin, Sequence: e.Sequence})
 			}
-			if e.Done {
-				p.finish(ctx, link, flightKey{e.Origin, e.Sequence})
-			}
+			p.finish(ctx, link, flightKey{e.Origin, e.Sequence})
 		}
 	}
 }

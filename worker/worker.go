@@ -200,7 +200,7 @@ func (w *Worker) Handle(function string, h palm.Handler) {
 	if h == nil {
 		panic(fmt.Sprintf("worker: nil handler for function %q", function))
 	}
-	w.register(function, entry{one: h})
+	w.register(function, entry{one: palm.Chain(h, config.Middlewares[palm.Middleware](w.cfg)...)})
 }
 
 // HandleFunc registers f as the function named function; see Handle.

@@ -341,3 +341,13 @@ func Same(c *Config) Option {
 		dst.role = nil
 	}
 }
+
+// Middlewares returns the middleware given with palm.WithMiddleware, as
+// T (palm.Middleware: config cannot name palm's types).
+func Middlewares[T any](c *Config) []T {
+	mw := make([]T, 0, len(c.Middleware))
+	for _, m := range c.Middleware {
+		mw = append(mw, m.(T))
+	}
+	return mw
+}
