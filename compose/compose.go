@@ -374,4 +374,3 @@ func (c *Component) drainKind(ctx context.Context, kind string) error {
 	}
 	return errors.Join(all...)
 }
-
