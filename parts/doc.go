@@ -11,11 +11,17 @@
 //
 // Every outbound part has a bounded inbox; a part that sends into a full
 // inbox waits, so a slow part slows the parts before it instead of growing
-// memory. The standalone server is three parts:
+// memory.
 //
-//	r := parts.NewRouter(logger)
-//	r.Inbound("gateway", gateway, "call")   // GatewayService: clients in
-//	r.Outbound("call", functions, "reply")  // user functions
-//	r.Outbound("reply", replies, "")        // replies back to each client
-//	err := r.Run(ctx)
+// Components are built from parts with package compose, which also serves
+// the gRPC services parts register (Service), drains them (Drainer) and
+// shows what they describe (Describer). The standalone server is three
+// parts and a cache:
+//
+//	c, _ := compose.New("server")
+//	c.Inbound("Pull", parts.NewGateway(parts.GatewayConfig{}), "Functions")
+//	c.Outbound("Functions", &parts.Functions{Lookup: lookup}, "Pub")
+//	c.Outbound("Pub", &parts.Replies{}, "")
+//	c.Bypass("Cache", &parts.Cache{})
+//	err := c.ListenAndServe(ctx, "127.0.0.1:5555")
 package parts
