@@ -78,3 +78,14 @@ func WithMiddleware(mw ...Middleware) Option {
 		}
 	}
 }
+
+// Step is one step of a message's way, a function of a server, written
+// server.function (my_server.foo). A message's function field holds its
+// steps separated by spaces; its stage says which is current.
+type Step struct {
+	Server   string
+	Function string
+}
+
+// String returns the step as server.function.
+func (s Step) String() string { return s.Server + "." + s.Function }

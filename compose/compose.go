@@ -252,7 +252,7 @@ func (c *Component) assemble(ctx context.Context) (*server.Server, *parts.Router
 	}
 	srv := server.New(c.cfg, c.logger)
 	c.srv.Store(srv)
-	src := metrics.Source{Kind: c.settings.kind, Meter: r.Meter()}
+	src := metrics.Source{Kind: c.settings.kind, Meter: r}
 	for _, n := range c.nodes {
 		reg := &registrar{srv: srv}
 		if s, ok := n.part.(parts.Service); ok {

@@ -124,8 +124,9 @@ func invoke(ctx context.Context, h palm.Handler, m *palmv1.PalmMessage, step Ste
 	return payload, err
 }
 
-// Step is a parsed `server.function` step.
-type Step = route.Step
+// Step is a parsed `server.function` step: the step a message asks of a
+// component (Envelope.Step).
+type Step = palm.Step
 
 // derive returns a new message carrying m's routing fields and payload.
 func derive(m *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage {

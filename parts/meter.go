@@ -5,21 +5,21 @@ import (
 	"sync/atomic"
 )
 
-// maxMeterFunctions bounds the functions a Meter counts one by one; past
+// maxMeterFunctions bounds the functions a meter counts one by one; past
 // it, new ones count under OtherFunction, so that clients naming endless
 // functions cannot grow it without end.
 const maxMeterFunctions = 1000
 
-// OtherFunction is the name a Meter counts functions under once it counts
+// OtherFunction is the name a meter counts functions under once it counts
 // maxMeterFunctions (1000) others.
 const OtherFunction = "other"
 
-// Meter counts the messages that pass through a component, by step, for
+// meter counts the messages that pass through a component, by step, for
 // its metrics: In as they enter (counted by the Router as its inbound parts
 // send them), Out as results go on and Failed for error replies (counted by
-// Replies). A nil *Meter counts nothing. Its methods are safe for
+// Replies). A nil *meter counts nothing. Its methods are safe for
 // concurrent use.
-type Meter struct {
+type meter struct {
 	mu    sync.RWMutex
 	steps map[Step]*stepCount // keyed by the step itself: counting allocates nothing
 }
@@ -31,10 +31,10 @@ type stepCount struct {
 	in, out, failed atomic.Uint64
 }
 
-// NewMeter returns an empty Meter.
-func NewMeter() *Meter { return &Meter{steps: map[Step]*stepCount{}} }
+// newMeter returns an empty meter.
+func newMeter() *meter { return &meter{steps: map[Step]*stepCount{}} }
 
-func (m *Meter) count(step Step) *stepCount {
+func (m *meter) count(step Step) *stepCount {
 	m.mu.RLock()
 	c := m.steps[step]
 	m.mu.RUnlock()
@@ -57,29 +57,29 @@ func (m *Meter) count(step Step) *stepCount {
 	return c
 }
 
-// In counts a message entering for step.
-func (m *Meter) In(step Step) {
+// in counts a message entering for step.
+func (m *meter) in(step Step) {
 	if m != nil {
 		m.count(step).in.Add(1)
 	}
 }
 
-// Out counts a result of step sent on.
-func (m *Meter) Out(step Step) {
+// out counts a result of step sent on.
+func (m *meter) out(step Step) {
 	if m != nil {
 		m.count(step).out.Add(1)
 	}
 }
 
-// Failed counts an error reply of step.
-func (m *Meter) Failed(step Step) {
+// failed counts an error reply of step.
+func (m *meter) failed(step Step) {
 	if m != nil {
 		m.count(step).failed.Add(1)
 	}
 }
 
 // Steps calls f with the counts of each step, in no order.
-func (m *Meter) Steps(f func(step string, in, out, failed uint64)) {
+func (m *meter) Steps(f func(step string, in, out, failed uint64)) {
 	if m == nil {
 		return
 	}

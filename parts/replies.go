@@ -105,7 +105,7 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 		_, detached := e.Origin.(Detached)
 		direct := e.Origin != nil && !detached
 		if m := e.Msg; m != nil {
-			count(link.Meter(), e.Step, m)
+			count(link.router.meter, e.Step, m)
 			topic, next := ToClient(m)
 			if m.Error == nil || !direct {
 				topic, next = handle(m)
@@ -140,12 +140,12 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 // count counts m in meter: as a failure of the step its error names, or as
 // a result of step, the step that produced it (parsed from m when the part
 // before did not say).
-func count(meter *Meter, step Step, m *palmv1.PalmMessage) {
+func count(mt *meter, step Step, m *palmv1.PalmMessage) {
 	if e := m.GetError(); e != nil {
 		if f, err := route.ParseStep(e.GetFunction()); err == nil {
 			step = f
 		}
-		meter.Failed(step)
+		mt.failed(step)
 		return
 	}
 	if step.Function == "" {
@@ -154,5 +154,5 @@ func count(meter *Meter, step Step, m *palmv1.PalmMessage) {
 			return
 		}
 	}
-	meter.Out(step)
+	mt.out(step)
 }

@@ -93,7 +93,7 @@ type node struct {
 // Registration is not safe for concurrent use; Run and the links it hands to
 // parts are.
 type Router struct {
-	meter   *Meter
+	meter   *meter
 	logger  hclog.Logger
 	nodes   map[string]*node
 	order   []*node
@@ -105,12 +105,13 @@ func NewRouter(logger hclog.Logger) *Router {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Router{logger: logger, nodes: map[string]*node{}, meter: NewMeter()}
+	return &Router{logger: logger, nodes: map[string]*node{}, meter: newMeter()}
 }
 
-// Meter counts the messages through the router: in as its inbound parts
-// send them, out and failed as Replies sends them on.
-func (r *Router) Meter() *Meter { return r.meter }
+// Steps calls f with the messages counted through the router, by step:
+// in as its inbound parts send them, out and failed as Replies sends them
+// on.
+func (r *Router) Steps(f func(step string, in, out, failed uint64)) { r.meter.Steps(f) }
 
 // ErrUnknownPart is returned when a route or a SendTo names no registered part.
 var ErrUnknownPart = errors.New("parts: no such part")
@@ -255,9 +256,6 @@ func (l *Link) Name() string { return l.node.name }
 // Route is the name of the part the part sends to; "" when none.
 func (l *Link) Route() string { return l.node.route }
 
-// Meter is the router's Meter.
-func (l *Link) Meter() *Meter { return l.router.meter }
-
 // Inbox is the channel the part receives from; nil for inbound and bypass
 // parts.
 func (l *Link) Inbox() <-chan Envelope { return l.node.inbox }
@@ -269,7 +267,7 @@ func (l *Link) Send(ctx context.Context, e Envelope) error {
 		return fmt.Errorf("parts: part %q has no route", l.node.name)
 	}
 	if l.node.kind == inbound {
-		l.router.meter.In(e.Step)
+		l.router.meter.in(e.Step)
 	}
 	select {
 	case l.out <- e:

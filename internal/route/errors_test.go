@@ -20,7 +20,7 @@ func TestErrorOfNoStep(t *testing.T) {
 	if got := Status(e).Error(); got != "rpc error: code = InvalidArgument desc = "+status.Convert(err).Message() {
 		t.Fatalf("Status: %q", got)
 	}
-	if e := ErrorOf(err, Step{"s", "f"}); e.GetFunction() != "s.f" {
+	if e := ErrorOf(err, Step{Server: "s", Function: "f"}); e.GetFunction() != "s.f" {
 		t.Fatalf("ErrorOf with a step: %v", e)
 	}
 }

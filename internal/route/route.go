@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 )
 
@@ -28,13 +29,7 @@ const MaxIDLen = 1024
 const MaxCacheLen = 16 << 10
 
 // Step is one `server.function` step.
-type Step struct {
-	Server   string
-	Function string
-}
-
-// String returns the step as `server.function`.
-func (s Step) String() string { return s.Server + "." + s.Function }
+type Step = palm.Step
 
 // ParseStep parses one `server.function` step. Both parts must be non-empty
 // and contain no dot and no white space (ASCII: space, tab, newline,

@@ -19,9 +19,9 @@ func TestAdmit(t *testing.T) {
 		want     Step
 		code     codes.Code
 	}{
-		{"s.f", 0, "", Step{"s", "f"}, codes.OK},
-		{"s.f t.g", 0, "abcd", Step{"s", "f"}, codes.OK},
-		{"t.f s.g", 1, "", Step{"s", "g"}, codes.OK},
+		{"s.f", 0, "", Step{Server: "s", Function: "f"}, codes.OK},
+		{"s.f t.g", 0, "abcd", Step{Server: "s", Function: "f"}, codes.OK},
+		{"t.f s.g", 1, "", Step{Server: "s", Function: "g"}, codes.OK},
 		{"t.f s.g", 0, "", Step{}, codes.FailedPrecondition},
 		{"s.h", 0, "", Step{}, codes.NotFound},
 		{"s.f", 0, "abcde", Step{}, codes.ResourceExhausted},
@@ -64,7 +64,7 @@ func TestAdmit(t *testing.T) {
 }
 
 func TestErrorRoundTrip(t *testing.T) {
-	step := Step{"s", "f"}
+	step := Step{Server: "s", Function: "f"}
 	e := ErrorOf(status.Error(codes.NotFound, "gone"), step)
 	if e.Code != uint32(codes.NotFound) || e.Function != "s.f" || e.Message != "gone" {
 		t.Fatalf("ErrorOf: %v", e)
