@@ -14,12 +14,13 @@ import (
 	"github.com/gopalm/palm/internal/config"
 )
 
-// Option configures any palm component: servers, masters, workers, pipeline
-// stages and clients take the same type. Options that only make sense for
-// one role (such as pipeline.Concurrency) are Options too; giving one to
-// another role makes that component's constructor fail with an error naming
-// the option.
-type Option = config.Option
+// Option is an option every palm component takes: the options of this
+// package (logger, TLS, tokens, keepalive, metrics, limits). Each role has
+// its own option type too (master.Option, pipeline.ServerOption,
+// worker.Option, client.Option, ...), which an Option satisfies, and which
+// its package's options satisfy only for the roles that take them: giving
+// a role an option meant for another does not compile.
+type Option = config.Shared
 
 // WithLogger sets the hclog logger a component logs through. The component
 // uses a sub-logger named after itself (its server name, worker name, or

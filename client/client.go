@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/internal/reach"
@@ -34,6 +33,16 @@ const DefaultWindow = 1024
 // message on to another component (a pipelined server) and the replies went
 // there.
 var ErrNoReply = errors.New("client: the function sent no reply")
+
+// Option is an option a Client takes: palm's shared options (palm.Option)
+// and this package's options. The options of one Job are JobOptions.
+type Option interface{ config.ForClient }
+
+// option is an option of this package.
+type option struct {
+	config.Client
+	config.Setting[settings]
+}
 
 // settings are the options that only a Client takes.
 type settings struct {
@@ -53,10 +62,8 @@ type settings struct {
 // another's. Default: no session; keys are used as given.
 //
 // Session only changes cache keys: messages of Eval and Job are not tagged.
-func Session(name string) palm.Option {
-	return config.Role("client.Session", func(s *settings) {
-		s.session, s.hasSession = name, true
-	})
+func Session(name string) Option {
+	return option{Setting: func(s *settings) { s.session, s.hasSession = name, true }}
 }
 
 // Window sets the most messages a Job keeps in flight: sent, and not yet
@@ -64,8 +71,8 @@ func Session(name string) palm.Option {
 // sending until the server completes some. It also bounds the Evals open
 // at once on the Client's stream of Evals (see Eval). n must be at least
 // 1. Default: DefaultWindow (1024).
-func Window(n int) palm.Option {
-	return config.Role("client.Window", func(s *settings) { s.window = n })
+func Window(n int) Option {
+	return option{Setting: func(s *settings) { s.window = n }}
 }
 
 // SubAddress makes the Client take its replies from the component at
@@ -86,8 +93,8 @@ func Window(n int) palm.Option {
 // subscribes again. A Job whose loop stops taking results while many
 // replies are on their way ends with ResourceExhausted (see Job), so that
 // the Client's other calls go on.
-func SubAddress(address string) palm.Option {
-	return config.Role("client.SubAddress", func(s *settings) { s.subAddress = address })
+func SubAddress(address string) Option {
+	return option{Setting: func(s *settings) { s.subAddress = address }}
 }
 
 // Steps joins `server.function` steps into the function of a pipeline, for
@@ -149,19 +156,18 @@ type Client struct {
 // (the largest payload or cache value sent, default 4 MiB; replies up to the
 // same size are accepted), palm.WithLogger and palm.WithLogLevel (the
 // Client logs as "client"), and the client options Session, Window,
-// SubAddress and WaitForServer. New
-// returns an error naming the problem for an invalid argument or option,
-// including an option meant for another kind of component.
-func New(server, address string, opts ...palm.Option) (*Client, error) {
+// SubAddress and WaitForServer. New returns an error naming the problem
+// for an invalid argument or option value.
+func New(server, address string, opts ...Option) (*Client, error) {
 	if err := validName("server name", server); err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	if address == "" {
 		return nil, errors.New("client: the address is empty")
 	}
-	cfg := config.New(opts)
 	s := settings{window: DefaultWindow}
-	if err := config.ApplyRole(cfg, "client", &s); err != nil {
+	cfg, err := config.Apply(opts, &s)
+	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	var prefix string

@@ -6,8 +6,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
-	"github.com/gopalm/palm"
-	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/internal/reach"
 )
 
@@ -32,8 +30,8 @@ const FirstConnectTimeout = 10 * time.Second
 // FirstConnectTimeout. Once the connection has been ready, every call
 // waits for it to come back whatever this option says (a server that
 // restarts during a Job loses nothing), until the call's context ends.
-func WaitForServer(d time.Duration) palm.Option {
-	return config.Role("client.WaitForServer", func(s *settings) { s.wait, s.hasWait = d, true })
+func WaitForServer(d time.Duration) Option {
+	return option{Setting: func(s *settings) { s.wait, s.hasWait = d, true }}
 }
 
 // reconnect paces gRPC's attempts to make a connection again: a server

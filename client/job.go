@@ -63,9 +63,9 @@ const (
 // payloads iterator panics; the panic is raised again in the caller.
 var errPayloadsPanicked = errors.New("client: the payloads iterator panicked")
 
-// JobOption changes how one Job runs. It is a type of its own, rather than a
-// palm.Option, because it belongs to one call and not to the Client: giving
-// a JobOption to New, or a palm.Option to Job, does not compile.
+// JobOption changes how one Job runs. It is a type of its own, rather than
+// an Option, because it belongs to one call and not to the Client: giving a
+// JobOption to New, or an Option to Job, does not compile.
 type JobOption func(*jobSettings)
 
 type jobSettings struct {

@@ -77,9 +77,9 @@ const (
 // fails when the name is not a valid component name or an option is
 // invalid.
 func New(name string, opts ...Option) (*Component, error) {
-	cfg := config.New(opts)
 	var st settings
-	if err := config.ApplyRole(cfg, "compose.Component", &st); err != nil {
+	cfg, err := config.Apply(opts, &st)
+	if err != nil {
 		return nil, err
 	}
 	return newComponent(name, cfg, st)

@@ -1,13 +1,19 @@
 package compose
 
 import (
-	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/kv"
 )
 
-// Option configures a Component: every palm option, and those below.
-type Option = palm.Option
+// Option configures a Component: palm's shared options (palm.Option) and
+// this package's options.
+type Option interface{ config.ForComponent }
+
+// option is an option of this package.
+type option struct {
+	config.Component
+	config.Setting[settings]
+}
 
 type settings struct {
 	kind  string
@@ -18,17 +24,17 @@ type settings struct {
 // Kind names what the component is, in InfoService and in the kind label
 // of its metrics. Default: component.
 func Kind(kind string) Option {
-	return config.Role("compose.Kind", func(s *settings) { s.kind = kind })
+	return option{Setting: func(s *settings) { s.kind = kind }}
 }
 
 // WithStore sets the component's cache. Default: a new in-memory store of
 // its own, kv.NewMemory(), within its default quotas.
 func WithStore(store kv.Store) Option {
-	return config.Role("compose.WithStore", func(s *settings) { s.store = store })
+	return option{Setting: func(s *settings) { s.store = store }}
 }
 
 // SubscriberQueue sets how many published messages wait for one
 // subscriber before the component's publisher waits for it. Default: 1024.
 func SubscriberQueue(n int) Option {
-	return config.Role("compose.SubscriberQueue", func(s *settings) { s.queue = n })
+	return option{Setting: func(s *settings) { s.queue = n }}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/compose"
 	"github.com/gopalm/palm/parts"
 )
@@ -29,7 +28,8 @@ type Upstream = parts.Upstream
 // upstream instead of losing messages. A message that arrives with an
 // error from an earlier step goes on as it is, towards the client.
 //
-// A Hub takes every option a Master takes except Window, and Backoff.
+// A Hub takes the options a Master takes but Window and WindowBytes, and
+// Backoff too (HubOption).
 type Hub struct {
 	*Master
 	sub *parts.Subscriber
@@ -37,7 +37,7 @@ type Hub struct {
 
 // NewHub returns a Hub named name that takes its messages from from. It
 // does no I/O.
-func NewHub(name string, from Upstream, opts ...palm.Option) (*Hub, error) {
+func NewHub(name string, from Upstream, opts ...HubOption) (*Hub, error) {
 	m, err := newMaster("Hub", name, opts)
 	if err != nil {
 		return nil, err

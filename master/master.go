@@ -7,13 +7,10 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/compose"
-	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/assemble"
 	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/kv"
@@ -45,25 +42,19 @@ type Master struct {
 }
 
 // New returns a Master named name. It does no I/O. It fails when the name is
-// empty or holds a dot or a space, or when an option is invalid or meant for
-// another kind of component.
-func New(name string, opts ...palm.Option) (*Master, error) {
+// empty or holds a dot or a space, or when an option's value is invalid.
+func New(name string, opts ...Option) (*Master, error) {
 	return newMaster("Master", name, opts)
 }
 
-func newMaster(kind, name string, opts []palm.Option) (*Master, error) {
+func newMaster[O config.Option](kind, name string, opts []O) (*Master, error) {
 	if name == "" || strings.ContainsAny(name, ". \t\n") {
 		return nil, fmt.Errorf("master: invalid name %q: it must be non-empty, with no dots or spaces", name)
 	}
-	cfg := config.New(opts)
 	var st settings
-	if err := config.ApplyRole(cfg, "master."+kind, &st); err != nil {
+	cfg, err := config.Apply(opts, &st)
+	if err != nil {
 		return nil, err
-	}
-	for _, o := range st.only {
-		if (o == "master.Window" || o == "master.WindowBytes") != (kind == "Master") {
-			return nil, fmt.Errorf("option %s does not apply to master.%s", o, kind)
-		}
 	}
 	switch {
 	case st.queue < 0:

@@ -28,11 +28,11 @@ type core struct {
 	served   atomic.Bool
 }
 
-func newCore(kind, name string, opts []palm.Option) (*core, error) {
+func newCore[O config.Option](kind, name string, opts []O) (*core, error) {
 	if err := checkName(strings.ToLower(kind), name); err != nil {
 		return nil, err
 	}
-	cfg, st, err := newSettings(kind, opts)
+	cfg, st, err := newSettings(opts)
 	if err != nil {
 		return nil, err
 	}

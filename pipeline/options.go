@@ -2,14 +2,43 @@ package pipeline
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
-	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/kv"
 	"github.com/gopalm/palm/parts"
+)
+
+// ServerOption is an option a Server takes: palm's shared options
+// (palm.Option) and this package's options, Backoff aside.
+type ServerOption interface{ config.ForServer }
+
+// StageOption is an option a Pipeline and a Sink take: palm's shared options
+// (palm.Option) and this package's options, Window and WindowBytes aside.
+type StageOption interface{ config.ForStage }
+
+// CommonOption is an option a Server, a Pipeline and a Sink all take.
+type CommonOption interface {
+	ServerOption
+	StageOption
+}
+
+// The options of this package, by the components that take them.
+type (
+	common struct {
+		config.Server
+		config.Stage
+		config.Setting[settings]
+	}
+	serverOnly struct {
+		config.Server
+		config.Setting[settings]
+	}
+	stageOnly struct {
+		config.Stage
+		config.Setting[settings]
+	}
 )
 
 // settings are the options of a Server, a Pipeline and a Sink.
@@ -24,22 +53,19 @@ type settings struct {
 	handle      parts.StreamHandler
 
 	backoffMin, backoffMax time.Duration
-	only                   []string // options given that only some components take
 }
-
-func (s *settings) only1(name string) { s.only = append(s.only, name) }
 
 // Concurrency sets how many function calls a component runs at once.
 // Default: 1, which keeps the results in the order the messages came; with
 // more, they may go on in another order.
-func Concurrency(n int) palm.Option {
-	return config.Role("pipeline.Concurrency", func(s *settings) { s.concurrency = n })
+func Concurrency(n int) CommonOption {
+	return common{Setting: func(s *settings) { s.concurrency = n }}
 }
 
 // Window sets how many unfinished messages a Server takes from one client
 // stream before it stops reading from it. Default: 1024. Server only.
-func Window(n int) palm.Option {
-	return config.Role("pipeline.Window", func(s *settings) { s.window = n; s.only1("pipeline.Window") })
+func Window(n int) ServerOption {
+	return serverOnly{Setting: func(s *settings) { s.window = n }}
 }
 
 // WindowBytes sets how many payload bytes a Server holds for one client
@@ -47,8 +73,8 @@ func Window(n int) palm.Option {
 // it stops reading from it; replies waiting to be sent are bounded by as
 // many bytes again, and a client that reads none of them for 10 s is cut
 // with RESOURCE_EXHAUSTED. Default: 32 MiB. Server only.
-func WindowBytes(n int) palm.Option {
-	return config.Role("pipeline.WindowBytes", func(s *settings) { s.windowBytes = n; s.only1("pipeline.WindowBytes") })
+func WindowBytes(n int) ServerOption {
+	return serverOnly{Setting: func(s *settings) { s.windowBytes = n }}
 }
 
 // Pipelined makes the component send each result on to the next step of a
@@ -58,16 +84,16 @@ func WindowBytes(n int) palm.Option {
 // the next component to subscribe to. On a Server, error replies still go
 // back to the client; on a Pipeline or a Sink they go on down the pipeline,
 // to the stage that answers the client.
-func Pipelined() palm.Option {
-	return config.Role("pipeline.Pipelined", func(s *settings) { s.pipelined = true })
+func Pipelined() CommonOption {
+	return common{Setting: func(s *settings) { s.pipelined = true }}
 }
 
 // SubscriberQueue sets how many published messages wait for one subscriber
 // before the component waits for it (backpressure: a slow subscriber slows
 // the component and, through it, the components before it; nothing is
 // dropped). Default: 1024.
-func SubscriberQueue(n int) palm.Option {
-	return config.Role("pipeline.SubscriberQueue", func(s *settings) { s.queue = n })
+func SubscriberQueue(n int) CommonOption {
+	return common{Setting: func(s *settings) { s.queue = n }}
 }
 
 // WithStore sets the key-value store behind the component's cache. Default:
@@ -75,8 +101,8 @@ func SubscriberQueue(n int) palm.Option {
 // quotas (64 MiB and 100,000 keys; a Set past them fails with
 // ResourceExhausted). For other quotas, give the component its own:
 // WithStore(kv.NewMemory(kv.MaxBytes(n), kv.MaxKeys(k))).
-func WithStore(store kv.Store) palm.Option {
-	return config.Role("pipeline.WithStore", func(s *settings) { s.store = store })
+func WithStore(store kv.Store) CommonOption {
+	return common{Setting: func(s *settings) { s.store = store }}
 }
 
 // HandleStream sets the component's handle_stream hook: it picks the topic
@@ -87,33 +113,24 @@ func WithStore(store kv.Store) palm.Option {
 // nil message sends nothing. On a Pipeline or a Sink the hook also routes
 // messages that carry an error from an earlier step (msg.Error is set), so
 // that they can reach the client.
-func HandleStream(f func(msg *palmv1.PalmMessage) (topic string, next *palmv1.PalmMessage)) palm.Option {
-	return config.Role("pipeline.HandleStream", func(s *settings) { s.handle = f })
+func HandleStream(f func(msg *palmv1.PalmMessage) (topic string, next *palmv1.PalmMessage)) CommonOption {
+	return common{Setting: func(s *settings) { s.handle = f }}
 }
 
 // Backoff bounds the delay before a Pipeline or a Sink subscribes again to
 // an upstream whose subscription broke: it starts at min and doubles up to
 // max while the upstream cannot be reached. Default: 50 ms to 2 s.
 // Pipeline and Sink only.
-func Backoff(min, max time.Duration) palm.Option {
-	return config.Role("pipeline.Backoff", func(s *settings) {
-		s.backoffMin, s.backoffMax = min, max
-		s.only1("pipeline.Backoff")
-	})
+func Backoff(min, max time.Duration) StageOption {
+	return stageOnly{Setting: func(s *settings) { s.backoffMin, s.backoffMax = min, max }}
 }
 
-// newSettings applies opts for the component kind (Server, Pipeline, Sink).
-func newSettings(kind string, opts []palm.Option) (*config.Config, settings, error) {
-	cfg := config.New(opts)
+// newSettings applies opts.
+func newSettings[O config.Option](opts []O) (*config.Config, settings, error) {
 	var st settings
-	if err := config.ApplyRole(cfg, "pipeline."+kind, &st); err != nil {
+	cfg, err := config.Apply(opts, &st)
+	if err != nil {
 		return nil, st, err
-	}
-	allowed := map[string][]string{"pipeline.Window": {"Server"}, "pipeline.WindowBytes": {"Server"}, "pipeline.Backoff": {"Pipeline", "Sink"}}
-	for _, o := range st.only {
-		if !slices.Contains(allowed[o], kind) {
-			return nil, st, fmt.Errorf("option %s does not apply to pipeline.%s", o, kind)
-		}
 	}
 	switch {
 	case st.concurrency < 0:

@@ -7,7 +7,6 @@ import (
 	"net"
 	"strings"
 
-	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/compose"
 	"github.com/gopalm/palm/internal/assemble"
 	"github.com/gopalm/palm/parts"
@@ -25,9 +24,9 @@ type Server struct {
 }
 
 // NewServer returns a Server named name. It does no I/O. It fails when the
-// name is empty or holds a dot or a space, or when an option is invalid or
-// meant for another kind of component.
-func NewServer(name string, opts ...palm.Option) (*Server, error) {
+// name is empty or holds a dot or a space, or when an option's value is
+// invalid.
+func NewServer(name string, opts ...ServerOption) (*Server, error) {
 	c, err := newCore("Server", name, opts)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/compose"
 	"github.com/gopalm/palm/parts"
 )
@@ -53,8 +52,8 @@ type stage struct {
 
 // NewPipeline returns a Pipeline named name that takes its messages from
 // from. It does no I/O. Options: Concurrency, Pipelined, HandleStream,
-// SubscriberQueue, WithStore, Backoff and palm's common options.
-func NewPipeline(name string, from Upstream, opts ...palm.Option) (*Pipeline, error) {
+// SubscriberQueue, WithStore, Backoff and palm's shared options.
+func NewPipeline(name string, from Upstream, opts ...StageOption) (*Pipeline, error) {
 	s, err := newStage("Pipeline", name, []Upstream{from}, opts)
 	if err != nil {
 		return nil, err
@@ -64,7 +63,7 @@ func NewPipeline(name string, from Upstream, opts ...palm.Option) (*Pipeline, er
 
 // NewSink returns a Sink named name that takes its messages from every
 // upstream in from. It does no I/O. Options as for NewPipeline.
-func NewSink(name string, from []Upstream, opts ...palm.Option) (*Sink, error) {
+func NewSink(name string, from []Upstream, opts ...StageOption) (*Sink, error) {
 	if len(from) == 0 {
 		return nil, errors.New("pipeline: a sink needs at least one upstream")
 	}
@@ -75,7 +74,7 @@ func NewSink(name string, from []Upstream, opts ...palm.Option) (*Sink, error) {
 	return &Sink{s}, nil
 }
 
-func newStage(kind, name string, from []Upstream, opts []palm.Option) (*stage, error) {
+func newStage(kind, name string, from []Upstream, opts []StageOption) (*stage, error) {
 	c, err := newCore(kind, name, opts)
 	if err != nil {
 		return nil, err

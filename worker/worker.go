@@ -33,6 +33,16 @@ const (
 	DefaultBackoffMax = 5 * time.Second
 )
 
+// Option is an option a Worker takes: palm's shared options (palm.Option)
+// and this package's options.
+type Option interface{ config.ForWorker }
+
+// option is an option of this package.
+type option struct {
+	config.Worker
+	config.Setting[settings]
+}
+
 // settings are the options only a Worker takes.
 type settings struct {
 	credit      int // 0: adaptive
@@ -59,8 +69,8 @@ const DefaultMaxCredit = 1024
 // one hardly more than it runs, so that the tasks waiting go to whichever
 // worker is free. Fix the credit for a function whose calls take very
 // different times, or to hold exactly one task at a time (Credit(1)).
-func Credit(n int) palm.Option {
-	return config.Role("worker.Credit", func(s *settings) { s.credit = n })
+func Credit(n int) Option {
+	return option{Setting: func(s *settings) { s.credit = n }}
 }
 
 // Concurrency sets the most handler calls a Worker runs at the same time;
@@ -69,8 +79,8 @@ func Credit(n int) palm.Option {
 // least 1. Default: the fixed Credit when one is set, otherwise twice
 // GOMAXPROCS at the time New is called, so that CPU-bound handlers keep
 // every processor busy.
-func Concurrency(n int) palm.Option {
-	return config.Role("worker.Concurrency", func(s *settings) { s.concurrency = n })
+func Concurrency(n int) Option {
+	return option{Setting: func(s *settings) { s.concurrency = n }}
 }
 
 // Messages makes a Worker stop after it has completed n tasks, like the
@@ -78,8 +88,8 @@ func Concurrency(n int) palm.Option {
 // all, finishes them, reports them, and Run returns nil. Tasks abandoned
 // because a stream broke do not count. n must not be negative. Default: 0,
 // no limit.
-func Messages(n int) palm.Option {
-	return config.Role("worker.Messages", func(s *settings) { s.messages = n })
+func Messages(n int) Option {
+	return option{Setting: func(s *settings) { s.messages = n }}
 }
 
 // Backoff sets how long a Worker waits before it connects to its master
@@ -90,8 +100,8 @@ func Messages(n int) palm.Option {
 // not come back together. The same bounds govern gRPC's own reconnection
 // of the underlying connection. 0 < min <= max. Default: 100 ms to 5 s
 // (DefaultBackoffMin, DefaultBackoffMax).
-func Backoff(min, max time.Duration) palm.Option {
-	return config.Role("worker.Backoff", func(s *settings) { s.backoffMin, s.backoffMax = min, max })
+func Backoff(min, max time.Duration) Option {
+	return option{Setting: func(s *settings) { s.backoffMin, s.backoffMax = min, max }}
 }
 
 // Worker is the worker of a palm master, the original's Worker and
@@ -138,9 +148,8 @@ type entry struct {
 // and the largest task accepted (default 4 MiB); palm.WithStopTimeout, the
 // bound of a graceful stop (default 10 s); palm.WithLogger and
 // palm.WithLogLevel. New returns an error naming the problem for an invalid
-// argument or option, including an option meant for another kind of
-// component.
-func New(name, address string, opts ...palm.Option) (*Worker, error) {
+// argument or option value.
+func New(name, address string, opts ...Option) (*Worker, error) {
 	switch {
 	case name == "":
 		return nil, errors.New("worker: the name is empty")
@@ -149,14 +158,14 @@ func New(name, address string, opts ...palm.Option) (*Worker, error) {
 	case address == "":
 		return nil, errors.New("worker: the master's address is empty")
 	}
-	cfg := config.New(opts)
 	s := settings{
 		credit:      -1,
 		concurrency: -1,
 		backoffMin:  DefaultBackoffMin,
 		backoffMax:  DefaultBackoffMax,
 	}
-	if err := config.ApplyRole(cfg, "worker", &s); err != nil {
+	cfg, err := config.Apply(opts, &s)
+	if err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	switch {

@@ -137,8 +137,8 @@ func (s *serving) cache() (*kv.Memory, error) {
 }
 
 // pipelineOptions are options plus those of a Server, Pipeline or Sink.
-func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]palm.Option, error) {
-	opts, err := s.options(c, cmd)
+func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]pipeline.CommonOption, error) {
+	shared, err := s.options(c, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -146,11 +146,41 @@ func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]palm.Option,
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, pipeline.Concurrency(s.concurrency), pipeline.WithStore(store))
+	opts := append(convert(shared, func(o palm.Option) pipeline.CommonOption { return o }),
+		pipeline.Concurrency(s.concurrency), pipeline.WithStore(store))
 	if s.pipelined {
 		opts = append(opts, pipeline.Pipelined())
 	}
 	return opts, nil
+}
+
+// masterOptions are options plus those of a Master or a Hub.
+func (s *serving) masterOptions(c *common, cmd *cobra.Command) ([]master.CommonOption, error) {
+	shared, err := s.options(c, cmd)
+	if err != nil {
+		return nil, err
+	}
+	store, err := s.cache()
+	if err != nil {
+		return nil, err
+	}
+	opts := append(convert(shared, func(o palm.Option) master.CommonOption { return o }), master.WithStore(store))
+	if s.pipelined {
+		opts = append(opts, master.Pipelined())
+	}
+	return opts, nil
+}
+
+// convert returns opts as the options of a constructor that takes O: to is
+// an identity, there for the compiler to check that each T is an O (a
+// palm.Option is an option of every role, a pipeline.CommonOption one of
+// each of the package's components).
+func convert[O, T any](opts []T, to func(T) O) []O {
+	out := make([]O, len(opts))
+	for i, o := range opts {
+		out[i] = to(o)
+	}
+	return out
 }
 
 // serverOptions are the TLS options of a component serving on listen:
@@ -272,7 +302,7 @@ the next step of a pipeline instead of back to the client.`,
 			if err != nil {
 				return err
 			}
-			srv, err := pipeline.NewServer(args[0], opts...)
+			srv, err := pipeline.NewServer(args[0], convert(opts, func(o pipeline.CommonOption) pipeline.ServerOption { return o })...)
 			if err != nil {
 				return usageError{err}
 			}
@@ -315,17 +345,18 @@ does.`
 				return err
 			}
 			var (
-				comp   servable
-				handle func(string, palm.Handler)
+				comp      servable
+				handle    func(string, palm.Handler)
+				stageOpts = convert(opts, func(o pipeline.CommonOption) pipeline.StageOption { return o })
 			)
 			if kind == "sink" {
-				sink, err := pipeline.NewSink(args[0], ups, opts...)
+				sink, err := pipeline.NewSink(args[0], ups, stageOpts...)
 				if err != nil {
 					return usageError{err}
 				}
 				comp, handle = sink, sink.Handle
 			} else {
-				p, err := pipeline.NewPipeline(args[0], ups[0], opts...)
+				p, err := pipeline.NewPipeline(args[0], ups[0], stageOpts...)
 				if err != nil {
 					return usageError{err}
 				}
@@ -363,30 +394,22 @@ hands them to the workers that connect to it.`
 		}[kind],
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := s.options(c, cmd)
+			opts, err := s.masterOptions(c, cmd)
 			if err != nil {
 				return err
-			}
-			store, err := s.cache()
-			if err != nil {
-				return err
-			}
-			opts = append(opts, master.WithStore(store))
-			if s.pipelined {
-				opts = append(opts, master.Pipelined())
 			}
 			if kind == "hub" {
 				ups, err := s.upstreams(true)
 				if err != nil {
 					return err
 				}
-				h, err := master.NewHub(args[0], ups[0], opts...)
+				h, err := master.NewHub(args[0], ups[0], convert(opts, func(o master.CommonOption) master.HubOption { return o })...)
 				if err != nil {
 					return usageError{err}
 				}
 				return h.ListenAndServe(cmd.Context(), s.listen)
 			}
-			m, err := master.New(args[0], opts...)
+			m, err := master.New(args[0], convert(opts, func(o master.CommonOption) master.Option { return o })...)
 			if err != nil {
 				return usageError{err}
 			}
@@ -430,11 +453,11 @@ long-running modes, the processes it keeps.`,
 			if err != nil {
 				return err
 			}
-			opts, err := c.security.options(c.address)
+			shared, err := c.security.options(c.address)
 			if err != nil {
 				return err
 			}
-			opts = append(opts, palm.WithLogger(logger), palm.WithMaxMessageSize(s.maxMessageSize), palm.WithStopTimeout(s.stopTimeout), worker.Credit(s.concurrency),
+			opts := append(convert(shared, func(o palm.Option) worker.Option { return o }), palm.WithLogger(logger), palm.WithMaxMessageSize(s.maxMessageSize), palm.WithStopTimeout(s.stopTimeout), worker.Credit(s.concurrency),
 				palm.WithKeepalive(s.keepalive, s.keepaliveWait))
 			if messages > 0 {
 				opts = append(opts, worker.Messages(messages))
@@ -520,7 +543,7 @@ standard error is kept as a reason.`,
 // the Go runtime's and the process's, at http://addr/metrics until ctx
 // ends; the channel is closed when it has stopped. It adds the registry to
 // opts.
-func serveWorkerMetrics(ctx context.Context, addr string, logger hclog.Logger, opts *[]palm.Option) (<-chan struct{}, error) {
+func serveWorkerMetrics(ctx context.Context, addr string, logger hclog.Logger, opts *[]worker.Option) (<-chan struct{}, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-address: %w", err)

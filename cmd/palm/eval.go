@@ -82,11 +82,11 @@ func (c *common) client(server string, stderr io.Writer) (*client.Client, error)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := c.security.options(c.address)
+	shared, err := c.security.options(c.address)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, palm.WithLogger(logger))
+	opts := append(convert(shared, func(o palm.Option) client.Option { return o }), palm.WithLogger(logger))
 	if c.session != "" {
 		opts = append(opts, client.Session(c.session))
 	}

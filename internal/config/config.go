@@ -1,6 +1,7 @@
 // Package config holds the settings every palm component shares and the
-// machinery that lets one option type (palm.Option) carry settings for a
-// single role too. It is not API: users see only palm.Option.
+// option interfaces of each role (option.go), which the compiler checks:
+// palm.Option is Shared, and each role's package declares its option type
+// from one of them. It is not API.
 package config
 
 import (
@@ -12,7 +13,6 @@ import (
 	"github.com/gopalm/palm/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"math/bits"
-	"reflect"
 	"sync"
 	"time"
 
@@ -113,22 +113,22 @@ type Config struct {
 	// palm.Middleware values (config cannot name palm's types).
 	Middleware []any
 
-	role []roleOption
 	errs []error
 }
 
-type roleOption struct {
-	name   string
-	target reflect.Type
-	apply  func(any)
+// New applies the shared options opts over the defaults; Apply also
+// applies a role's options.
+func New(opts []Shared) *Config {
+	c := defaults()
+	for _, o := range opts {
+		o.applyConfig(c)
+	}
+	return c
 }
 
-// Option changes a Config. palm.Option wraps it.
-type Option func(*Config)
-
-// New applies opts over the defaults.
-func New(opts []Option) *Config {
-	c := &Config{
+// defaults is the Config before any option.
+func defaults() *Config {
+	return &Config{
 		LogLevel:         hclog.NoLevel,
 		MaxMessageSize:   DefaultMaxMessageSize,
 		StopTimeout:      DefaultStopTimeout,
@@ -138,12 +138,6 @@ func New(opts []Option) *Config {
 
 		SlowSubscriberTimeout: DefaultSlowSubscriberTimeout,
 	}
-	for _, o := range opts {
-		if o != nil {
-			o(c)
-		}
-	}
-	return c
 }
 
 // Fail records a validation error found while applying an option; Err
@@ -156,32 +150,6 @@ func (c *Config) Err() error {
 		return c.errs[0]
 	}
 	return nil
-}
-
-// Role returns an Option that only applies to a role whose settings have
-// type T. name is the option's name, used in the error when the option is
-// given to another role.
-func Role[T any](name string, f func(*T)) Option {
-	t := reflect.TypeFor[T]()
-	return func(c *Config) {
-		c.role = append(c.role, roleOption{name: name, target: t, apply: func(v any) { f(v.(*T)) }})
-	}
-}
-
-// ApplyRole applies the role options meant for settings of type T to s and
-// reports any option meant for another role, naming component.
-func ApplyRole[T any](c *Config, component string, s *T) error {
-	t := reflect.TypeFor[T]()
-	for _, r := range c.role {
-		if r.target != t {
-			return fmt.Errorf("option %s does not apply to %s", r.name, component)
-		}
-		r.apply(s)
-	}
-	if err := c.Err(); err != nil {
-		return err
-	}
-	return c.checkTokens()
 }
 
 // MinTokenLength is the shortest bearer token palm accepts, in bytes.
@@ -332,14 +300,12 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 
 func (b bearer) RequireTransportSecurity() bool { return b.secure }
 
-// Same returns an Option that makes a config the same as c, without its
-// role options: the shared settings of a component that is built from
-// another one's (palm's components are compositions, package compose).
-func Same(c *Config) Option {
-	return func(dst *Config) {
-		*dst = *c
-		dst.role = nil
-	}
+// Same returns an option that makes a config the same as c: the shared
+// settings of a component that is built from another one's (palm's
+// components are compositions, package compose). A Config holds no role's
+// settings, so none come with it.
+func Same(c *Config) Shared {
+	return func(dst *Config) { *dst = *c }
 }
 
 // Middlewares returns the middleware given with palm.WithMiddleware, as
