@@ -12,16 +12,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/gopalm/palm"
-	"github.com/gopalm/palm/internal/config"
 )
 
 func TestNewValidates(t *testing.T) {
-	otherRole := config.Role("pipeline.Concurrency", func(*struct{ n int }) {})
 	tests := []struct {
 		name    string
 		server  string
 		address string
-		opts    []palm.Option
+		opts    []Option
 		want    string // in the error
 	}{
 		{"empty server", "", "localhost:1", nil, "server name is empty"},
@@ -29,13 +27,12 @@ func TestNewValidates(t *testing.T) {
 		{"spaced server", "a b", "localhost:1", nil, "white space"},
 		{"bad utf8 server", "a\xff", "localhost:1", nil, "UTF-8"},
 		{"empty address", "srv", "", nil, "address is empty"},
-		{"empty session", "srv", "localhost:1", []palm.Option{Session("")}, `Session(""): the session name is empty`},
-		{"dotted session", "srv", "localhost:1", []palm.Option{Session("a.b")}, "contains a dot"},
-		{"zero window", "srv", "localhost:1", []palm.Option{Window(0)}, "Window(0)"},
-		{"bad size", "srv", "localhost:1", []palm.Option{palm.WithMaxMessageSize(-1)}, "WithMaxMessageSize(-1)"},
-		{"small flow window", "srv", "localhost:1", []palm.Option{palm.WithWindowSize(1000)}, "WithWindowSize(1000): the window must be 0 (gRPC's dynamic windows) or from 65536"},
-		{"huge flow window", "srv", "localhost:1", []palm.Option{palm.WithWindowSize(1 << 30)}, "to 268435456 (256 MiB)"},
-		{"other role", "srv", "localhost:1", []palm.Option{otherRole}, "pipeline.Concurrency does not apply to client"},
+		{"empty session", "srv", "localhost:1", []Option{Session("")}, `Session(""): the session name is empty`},
+		{"dotted session", "srv", "localhost:1", []Option{Session("a.b")}, "contains a dot"},
+		{"zero window", "srv", "localhost:1", []Option{Window(0)}, "Window(0)"},
+		{"bad size", "srv", "localhost:1", []Option{palm.WithMaxMessageSize(-1)}, "WithMaxMessageSize(-1)"},
+		{"small flow window", "srv", "localhost:1", []Option{palm.WithWindowSize(1000)}, "WithWindowSize(1000): the window must be 0 (gRPC's dynamic windows) or from 65536"},
+		{"huge flow window", "srv", "localhost:1", []Option{palm.WithWindowSize(1 << 30)}, "to 268435456 (256 MiB)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -163,19 +163,19 @@ func TestTLSMismatchNamed(t *testing.T) {
 	tests := []struct {
 		name    string
 		addr    string
-		opts    []palm.Option
+		opts    []Option
 		problem reach.Problem
 		parts   []string
 	}{
 		{"plaintext to TLS", tlsAddr, nil, reach.WantsTLS, []string{"speaks TLS", "palm.WithTLS"}},
-		{"TLS to plaintext", plainAddr, []palm.Option{trust}, reach.NoTLS, []string{"does not speak TLS", "without palm.WithTLS"}},
-		{"no client certificate", mtlsAddr, []palm.Option{trust}, reach.CertRequired, []string{"requires a client certificate", "Cert and Key"}},
-		{"untrusted server", tlsAddr, []palm.Option{tlsOption(t, palm.TLSFiles{CACert: palmtest.NewCA(t, "other").File})}, reach.ServerUntrusted, []string{"not trusted", "CACert"}},
+		{"TLS to plaintext", plainAddr, []Option{trust}, reach.NoTLS, []string{"does not speak TLS", "without palm.WithTLS"}},
+		{"no client certificate", mtlsAddr, []Option{trust}, reach.CertRequired, []string{"requires a client certificate", "Cert and Key"}},
+		{"untrusted server", tlsAddr, []Option{tlsOption(t, palm.TLSFiles{CACert: palmtest.NewCA(t, "other").File})}, reach.ServerUntrusted, []string{"not trusted", "CACert"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Waiting would not cure it: WaitForServer fails at once too.
-			for _, opts := range [][]palm.Option{tt.opts, append(tt.opts, WaitForServer(time.Minute), palm.WithLogger(hclog.NewNullLogger()))} {
+			for _, opts := range [][]Option{tt.opts, append(tt.opts, WaitForServer(time.Minute), palm.WithLogger(hclog.NewNullLogger()))} {
 				c, err := New(fakeServer, tt.addr, opts...)
 				if err != nil {
 					t.Fatal(err)

@@ -370,10 +370,10 @@ func startServer(t *testing.T, opts ...kv.MemoryOption) *testServer {
 
 // newClient returns a Client of ts, closed when the test ends, logging to
 // the test's log.
-func (ts *testServer) newClient(t *testing.T, opts ...palm.Option) *Client {
+func (ts *testServer) newClient(t *testing.T, opts ...Option) *Client {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
-	opts = append([]palm.Option{ts.dial, palm.WithLogger(logger)}, opts...)
+	opts = append([]Option{ts.dial, palm.WithLogger(logger)}, opts...)
 	c, err := New(fakeServer, "passthrough:///bufnet", opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -23,7 +23,7 @@ import (
 
 // subClient returns a Client of ts that takes its replies from ts's fake
 // publisher.
-func (ts *testServer) subClient(t *testing.T, opts ...palm.Option) *Client {
+func (ts *testServer) subClient(t *testing.T, opts ...Option) *Client {
 	t.Helper()
 	return ts.newClient(t, append(opts, SubAddress("passthrough:///bufnet"))...)
 }
@@ -289,7 +289,7 @@ func (s *subscribeCounter) option() palm.Option {
 // and the Pipeline last after it, whose echo prefixes "2:", and returns a
 // Client of srv taking its replies from last, and a count of the
 // subscriptions last serves.
-func startTwoStage(t *testing.T, lastOpts []palm.Option, clientOpts ...palm.Option) (*Client, *subscribeCounter) {
+func startTwoStage(t *testing.T, lastOpts []pipeline.StageOption, clientOpts ...Option) (*Client, *subscribeCounter) {
 	t.Helper()
 	quiet := palm.WithLogger(palmtest.Logger(t, hclog.Warn))
 	srv, err := pipeline.NewServer(fakeServer, quiet, pipeline.Pipelined())
@@ -299,14 +299,14 @@ func startTwoStage(t *testing.T, lastOpts []palm.Option, clientOpts ...palm.Opti
 	srv.HandleFunc("echo", func(_ context.Context, p []byte) ([]byte, error) { return append([]byte("1:"), p...), nil })
 	first := palmtest.ServeTCP(t, srv)
 	counter := &subscribeCounter{}
-	p, err := pipeline.NewPipeline("last", pipeline.Upstream{Address: first, Topic: fakeServer}, append([]palm.Option{quiet, counter.option()}, lastOpts...)...)
+	p, err := pipeline.NewPipeline("last", pipeline.Upstream{Address: first, Topic: fakeServer}, append([]pipeline.StageOption{quiet, counter.option()}, lastOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.HandleFunc("echo", func(_ context.Context, p []byte) ([]byte, error) { return append([]byte("2:"), p...), nil })
 	last := palmtest.ServeTCP(t, p)
 	palmtest.Eventually(t, 10*time.Second, "the pipeline to subscribe", func() bool { return p.Subscribed() == 1 })
-	c, err := New(fakeServer, first, append([]palm.Option{quiet, SubAddress(last)}, clientOpts...)...)
+	c, err := New(fakeServer, first, append([]Option{quiet, SubAddress(last)}, clientOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestSharedSubscriptionJobs(t *testing.T) {
 // (The last stage would wait a minute for a subscriber that does not read,
 // so a Client that stopped reading its subscription would hold up both.)
 func TestSharedSubscriptionSlowJobWaits(t *testing.T) {
-	c, _ := startTwoStage(t, []palm.Option{palm.SlowSubscriberTimeout(time.Minute)}, Window(8))
+	c, _ := startTwoStage(t, []pipeline.StageOption{palm.SlowSubscriberTimeout(time.Minute)}, Window(8))
 	ctx := testCtx(t, 30*time.Second)
 	payload := bytes.Repeat([]byte("x"), 1024)
 	blocked, bDone := make(chan struct{}), make(chan struct{})

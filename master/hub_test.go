@@ -18,7 +18,7 @@ import (
 
 // hubCluster serves a pipelined server named server, a hub after it with
 // two workers, and returns the server's address, the hub's and the hub.
-func hubCluster(t *testing.T, opts ...palm.Option) (string, string, *master.Hub) {
+func hubCluster(t *testing.T, opts ...master.HubOption) (string, string, *master.Hub) {
 	t.Helper()
 	quiet := palm.WithLogger(palmtest.Logger(t, hclog.Warn))
 	srv, err := pipeline.NewServer("server", quiet, pipeline.Pipelined())
@@ -27,7 +27,7 @@ func hubCluster(t *testing.T, opts ...palm.Option) (string, string, *master.Hub)
 	}
 	srv.HandleFunc("foo", func(_ context.Context, m []byte) ([]byte, error) { return append([]byte("you sent me "), m...), nil })
 	first := palmtest.ServeTCP(t, srv)
-	hub, err := master.NewHub("hub", master.Upstream{Address: first, Topic: "server"}, append([]palm.Option{quiet}, opts...)...)
+	hub, err := master.NewHub("hub", master.Upstream{Address: first, Topic: "server"}, append([]master.HubOption{quiet}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +91,16 @@ func TestHub(t *testing.T) {
 
 func TestHubOptions(t *testing.T) {
 	up := master.Upstream{Address: "127.0.0.1:1", Topic: "server"}
-	if _, err := master.NewHub("hub", up, master.Window(4)); err == nil || !strings.Contains(err.Error(), "master.Window does not apply to master.Hub") {
-		t.Errorf("Window on a hub: %v", err)
+	// Window on a Hub, or Backoff on a Master, does not compile (see
+	// test/compile_test.go); values are checked by the constructors.
+	if _, err := master.NewHub("hub", up, master.Backoff(time.Second, time.Millisecond)); err == nil || !strings.Contains(err.Error(), "master: Backoff(1s, 1ms): need 0 < min <= max") {
+		t.Errorf("Backoff with min > max: %v", err)
 	}
-	if _, err := master.New("m", master.Backoff(time.Second, time.Second)); err == nil || !strings.Contains(err.Error(), "master.Backoff does not apply to master.Master") {
-		t.Errorf("Backoff on a master: %v", err)
+	if _, err := master.NewHub("hub", up, master.QueueSize(-1)); err == nil || !strings.Contains(err.Error(), "master: QueueSize(-1)") {
+		t.Errorf("a negative QueueSize on a hub: %v", err)
+	}
+	if _, err := master.New("m", master.WindowBytes(-1)); err == nil || !strings.Contains(err.Error(), "master: WindowBytes(-1)") {
+		t.Errorf("a negative WindowBytes: %v", err)
 	}
 	if _, err := master.NewHub("hub", master.Upstream{Topic: "server"}); err == nil || !strings.Contains(err.Error(), "no address") {
 		t.Errorf("no address: %v", err)

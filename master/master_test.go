@@ -88,9 +88,9 @@ func (w *rawWorker) run(ctx context.Context, l *palmtest.Listener, t *testing.T)
 	}
 }
 
-func startMaster(t *testing.T, opts ...palm.Option) (*master.Master, *palmtest.Listener) {
+func startMaster(t *testing.T, opts ...master.Option) (*master.Master, *palmtest.Listener) {
 	t.Helper()
-	m, err := master.New("server", append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
+	m, err := master.New("server", append([]master.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,11 +21,11 @@ import (
 
 // newServer starts a server named my_server with a few functions and
 // returns a gateway client for it and its log.
-func newServer(t *testing.T, opts ...palm.Option) (palmv1.GatewayServiceClient, *palmtest.Buffer) {
+func newServer(t *testing.T, opts ...pipeline.ServerOption) (palmv1.GatewayServiceClient, *palmtest.Buffer) {
 	t.Helper()
 	logs := &palmtest.Buffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
-	srv, err := pipeline.NewServer("my_server", append([]palm.Option{palm.WithLogger(logger)}, opts...)...)
+	srv, err := pipeline.NewServer("my_server", append([]pipeline.ServerOption{palm.WithLogger(logger)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,9 @@ func quiet(t *testing.T) palm.Option { return palm.WithLogger(palmtest.Logger(t,
 
 // startServer serves a pipelined server named my_server whose foo prefixes
 // "you sent me ".
-func startServer(t *testing.T, opts ...palm.Option) string {
+func startServer(t *testing.T, opts ...pipeline.ServerOption) string {
 	t.Helper()
-	srv, err := pipeline.NewServer("my_server", append([]palm.Option{quiet(t), pipeline.Pipelined()}, opts...)...)
+	srv, err := pipeline.NewServer("my_server", append([]pipeline.ServerOption{quiet(t), pipeline.Pipelined()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +41,9 @@ func startServer(t *testing.T, opts ...palm.Option) string {
 
 // startPipeline serves a Pipeline named name after from whose foo prefixes
 // prefix.
-func startPipeline(t *testing.T, name string, from pipeline.Upstream, prefix string, opts ...palm.Option) (*pipeline.Pipeline, string) {
+func startPipeline(t *testing.T, name string, from pipeline.Upstream, prefix string, opts ...pipeline.StageOption) (*pipeline.Pipeline, string) {
 	t.Helper()
-	p, err := pipeline.NewPipeline(name, from, append([]palm.Option{quiet(t)}, opts...)...)
+	p, err := pipeline.NewPipeline(name, from, append([]pipeline.StageOption{quiet(t)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +55,9 @@ func startPipeline(t *testing.T, name string, from pipeline.Upstream, prefix str
 	return p, addr
 }
 
-func newClient(t *testing.T, server, addr string, opts ...palm.Option) *client.Client {
+func newClient(t *testing.T, server, addr string, opts ...client.Option) *client.Client {
 	t.Helper()
-	c, err := client.New(server, addr, append([]palm.Option{quiet(t)}, opts...)...)
+	c, err := client.New(server, addr, append([]client.Option{quiet(t)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,8 @@ func TestSinkJoins(t *testing.T) {
 	}
 }
 
-// Options that belong to another component are refused by name.
+// Invalid arguments and option values are refused by name. (An option that
+// belongs to another component does not compile: see test/compile_test.go.)
 func TestStageOptions(t *testing.T) {
 	up := pipeline.Upstream{Address: "127.0.0.1:1", Topic: "x"}
 	for _, tc := range []struct {
@@ -398,11 +399,11 @@ func TestStageOptions(t *testing.T) {
 		make func() error
 		want string
 	}{
-		{"window on a pipeline", func() error { _, err := pipeline.NewPipeline("p", up, pipeline.Window(3)); return err }, "pipeline.Window does not apply to pipeline.Pipeline"},
-		{"backoff on a server", func() error {
-			_, err := pipeline.NewServer("s", pipeline.Backoff(time.Second, time.Second))
+		{"negative window", func() error { _, err := pipeline.NewServer("s", pipeline.Window(-3)); return err }, "pipeline: Window(-3): must be at least 1"},
+		{"negative queue", func() error {
+			_, err := pipeline.NewSink("s", []pipeline.Upstream{up}, pipeline.SubscriberQueue(-1))
 			return err
-		}, "pipeline.Backoff does not apply to pipeline.Server"},
+		}, "pipeline: SubscriberQueue(-1)"},
 		{"bad backoff", func() error {
 			_, err := pipeline.NewPipeline("p", up, pipeline.Backoff(time.Second, time.Millisecond))
 			return err

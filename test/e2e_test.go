@@ -21,9 +21,9 @@ import (
 // serveTCP serves the introduction's server, my_server with its function
 // foo, on a free TCP port of the loopback interface until the test ends, and
 // returns its address and the server.
-func serveTCP(t *testing.T, opts ...palm.Option) (string, *pipeline.Server) {
+func serveTCP(t *testing.T, opts ...pipeline.ServerOption) (string, *pipeline.Server) {
 	t.Helper()
-	srv, err := pipeline.NewServer("my_server", append([]palm.Option{palm.WithLogger(palmtest.Logger(t, 0))}, opts...)...)
+	srv, err := pipeline.NewServer("my_server", append([]pipeline.ServerOption{palm.WithLogger(palmtest.Logger(t, 0))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

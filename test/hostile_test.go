@@ -41,9 +41,9 @@ import (
 
 // hostileServer serves my_server, whose foo answers "you sent me <payload>",
 // in memory until the test ends.
-func hostileServer(t *testing.T, opts ...palm.Option) (*palmtest.Listener, *pipeline.Server) {
+func hostileServer(t *testing.T, opts ...pipeline.ServerOption) (*palmtest.Listener, *pipeline.Server) {
 	t.Helper()
-	srv, err := pipeline.NewServer("my_server", append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
+	srv, err := pipeline.NewServer("my_server", append([]pipeline.ServerOption{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -661,9 +661,9 @@ func TestHostilePayloadOverLimit(t *testing.T) {
 }
 
 // serveMaster serves a master named "server" in memory until the test ends.
-func serveMaster(t *testing.T, opts ...palm.Option) (*master.Master, *palmtest.Listener) {
+func serveMaster(t *testing.T, opts ...master.Option) (*master.Master, *palmtest.Listener) {
 	t.Helper()
-	m, err := master.New("server", append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
+	m, err := master.New("server", append([]master.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -966,10 +966,10 @@ func TestHostileWorkerCredit(t *testing.T) {
 
 // echoServer serves my_server.foo, which answers "you sent me " and the
 // payload, and counts its calls.
-func echoServer(t *testing.T, opts ...palm.Option) (*palmtest.Listener, *atomic.Int64) {
+func echoServer(t *testing.T, opts ...pipeline.ServerOption) (*palmtest.Listener, *atomic.Int64) {
 	t.Helper()
 	calls := new(atomic.Int64)
-	srv, err := pipeline.NewServer("my_server", append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
+	srv, err := pipeline.NewServer("my_server", append([]pipeline.ServerOption{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

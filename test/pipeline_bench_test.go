@@ -56,8 +56,8 @@ func startThreeStage(b *testing.B) *client.Client {
 	var stages []interface{ Subscribed() int }
 	for _, st := range []struct {
 		name, topic string
-		opts        []palm.Option
-	}{{"first", "bench", []palm.Option{quiet, pipeline.Pipelined()}}, {"second", "first", []palm.Option{quiet}}} {
+		opts        []pipeline.StageOption
+	}{{"first", "bench", []pipeline.StageOption{quiet, pipeline.Pipelined()}}, {"second", "first", []pipeline.StageOption{quiet}}} {
 		p, err := pipeline.NewPipeline(st.name, pipeline.Upstream{Address: addr, Topic: st.topic}, st.opts...)
 		if err != nil {
 			b.Fatal(err)

@@ -185,9 +185,9 @@ func (p *proc) logged(msg string) []string {
 
 // startMaster serves a master named "server" on a free port of 127.0.0.1
 // until the test ends, and returns it with its address.
-func startMaster(t *testing.T, opts ...palm.Option) (*master.Master, string) {
+func startMaster(t *testing.T, opts ...master.Option) (*master.Master, string) {
 	t.Helper()
-	m, err := master.New("server", append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
+	m, err := master.New("server", append([]master.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,12 +41,12 @@ func shortCtx(t *testing.T, d time.Duration) context.Context {
 
 // startWorkers runs n in-process workers serving foo on addr until the
 // test ends.
-func startWorkers(t *testing.T, addr string, n int, opts ...palm.Option) {
+func startWorkers(t *testing.T, addr string, n int, opts ...worker.Option) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, n)
 	for i := range n {
-		w, err := worker.New([]string{"worker1", "worker2", "worker3"}[i], addr, append([]palm.Option{quietLog(t)}, opts...)...)
+		w, err := worker.New([]string{"worker1", "worker2", "worker3"}[i], addr, append([]worker.Option{quietLog(t)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,9 +114,9 @@ func TestTLSCluster(t *testing.T) {
 
 // tlsServer serves a standalone server named my_server with opts and
 // returns its address.
-func tlsServer(t *testing.T, opts ...palm.Option) string {
+func tlsServer(t *testing.T, opts ...pipeline.ServerOption) string {
 	t.Helper()
-	srv, err := pipeline.NewServer("my_server", append([]palm.Option{quietLog(t)}, opts...)...)
+	srv, err := pipeline.NewServer("my_server", append([]pipeline.ServerOption{quietLog(t)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,14 +124,14 @@ func tlsServer(t *testing.T, opts ...palm.Option) string {
 	return palmtest.ServeTCP(t, srv)
 }
 
-func evalWith(t *testing.T, addr string, opts ...palm.Option) error {
+func evalWith(t *testing.T, addr string, opts ...client.Option) error {
 	t.Helper()
 	return evalWithin(t, 3*time.Second, addr, opts...)
 }
 
-func evalWithin(t *testing.T, d time.Duration, addr string, opts ...palm.Option) error {
+func evalWithin(t *testing.T, d time.Duration, addr string, opts ...client.Option) error {
 	t.Helper()
-	c, err := client.New("my_server", addr, append([]palm.Option{quietLog(t)}, opts...)...)
+	c, err := client.New("my_server", addr, append([]client.Option{quietLog(t)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

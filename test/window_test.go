@@ -89,28 +89,28 @@ func pings(t *testing.T, written []byte, client bool) int {
 func TestRoundTripsWithoutFlowControlPings(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		opts    []palm.Option
+		window  palm.Option // nil: the default
 		dynamic bool
 	}{
 		{"default", nil, false},
-		{"WithWindowSize(0)", []palm.Option{palm.WithWindowSize(0)}, true},
+		{"WithWindowSize(0)", palm.WithWindowSize(0), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			opts := append([]palm.Option{palm.WithLogger(hclog.NewNullLogger())}, tc.opts...)
+			quiet := palm.WithLogger(hclog.NewNullLogger())
 			raw, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
 			lis := &tapListener{Listener: raw}
-			m, err := master.New("server", opts...)
+			m, err := master.New("server", quiet, tc.window)
 			if err != nil {
 				t.Fatal(err)
 			}
 			served := make(chan error, 1)
 			go func() { served <- m.Serve(ctx, lis) }()
-			w, err := worker.New("w", raw.Addr().String(), opts...)
+			w, err := worker.New("w", raw.Addr().String(), quiet, tc.window)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +128,7 @@ func TestRoundTripsWithoutFlowControlPings(t *testing.T) {
 				}
 				return tapped{c, &mu, &sent}, nil
 			}))
-			c, err := client.New("server", raw.Addr().String(), append(opts, dial)...)
+			c, err := client.New("server", raw.Addr().String(), quiet, tc.window, dial)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -394,10 +394,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // newWorker returns a worker named "w1" dialing m, logging to the test.
-func newWorker(t *testing.T, m *fakeMaster, opts ...palm.Option) (*worker.Worker, *logWatch) {
+func newWorker(t *testing.T, m *fakeMaster, opts ...worker.Option) (*worker.Worker, *logWatch) {
 	t.Helper()
 	l, watch := testLogger(t)
-	opts = append([]palm.Option{m.lis.Option(), palm.WithLogger(l), worker.Backoff(time.Millisecond, 20*time.Millisecond)}, opts...)
+	opts = append([]worker.Option{m.lis.Option(), palm.WithLogger(l), worker.Backoff(time.Millisecond, 20*time.Millisecond)}, opts...)
 	w, err := worker.New("w1", palmtest.Target, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/kv"
-	"github.com/gopalm/palm/pipeline"
 	"github.com/gopalm/palm/worker"
 )
 
@@ -543,18 +542,17 @@ func TestOverCredit(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	cases := []struct {
 		name, address string
-		opts          []palm.Option
+		opts          []worker.Option
 		want          string
 	}{
 		{"", "x", nil, "name is empty"},
 		{"\xff", "x", nil, "UTF-8"},
 		{"w", "", nil, "address is empty"},
-		{"w", "x", []palm.Option{worker.Credit(0)}, "Credit(0)"},
-		{"w", "x", []palm.Option{worker.Messages(-1)}, "Messages(-1)"},
-		{"w", "x", []palm.Option{worker.Backoff(0, time.Second)}, "Backoff"},
-		{"w", "x", []palm.Option{worker.Backoff(time.Second, time.Millisecond)}, "Backoff"},
-		{"w", "x", []palm.Option{pipeline.Concurrency(2)}, "pipeline.Concurrency"},
-		{"w", "x", []palm.Option{palm.WithMaxMessageSize(0)}, "WithMaxMessageSize"},
+		{"w", "x", []worker.Option{worker.Credit(0)}, "Credit(0)"},
+		{"w", "x", []worker.Option{worker.Messages(-1)}, "Messages(-1)"},
+		{"w", "x", []worker.Option{worker.Backoff(0, time.Second)}, "Backoff"},
+		{"w", "x", []worker.Option{worker.Backoff(time.Second, time.Millisecond)}, "Backoff"},
+		{"w", "x", []worker.Option{palm.WithMaxMessageSize(0)}, "WithMaxMessageSize"},
 	}
 	for _, c := range cases {
 		_, err := worker.New(c.name, c.address, c.opts...)

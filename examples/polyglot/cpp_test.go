@@ -60,8 +60,8 @@ func TestCppWorker(t *testing.T) {
 		ca := palmtest.NewCA(t, "palm")
 		cert, key, _ := ca.Issue(t, "master")
 		cl := startCppCluster(t, bin,
-			[]palm.Option{cppTLS(t, palm.TLSFiles{Cert: cert, Key: key})},
-			[]palm.Option{cppTLS(t, palm.TLSFiles{CACert: ca.File})},
+			cppTLS(t, palm.TLSFiles{Cert: cert, Key: key}),
+			cppTLS(t, palm.TLSFiles{CACert: ca.File}),
 			"--cacert", ca.File)
 		cl.job(t, 200)
 
@@ -118,20 +118,21 @@ func cppTLS(t *testing.T, f palm.TLSFiles) palm.Option {
 type cppCluster struct {
 	m          *master.Master
 	addr       string
-	clientOpts []palm.Option
+	clientOpts []client.Option
 	stopMaster func() error
 	cmd        *exec.Cmd
 	cpp        *proc // the C++ worker's output and exit
 }
 
-// startCppCluster starts the master with masterOpts on a free port of the
+// startCppCluster starts the master with masterTLS on a free port of the
 // loopback interface, the C++ worker (named cpp-worker, with the extra
-// arguments args) and a Go worker (go-worker, with dialOpts), and waits
-// until both workers have joined. Clients of the cluster use dialOpts.
-func startCppCluster(t *testing.T, bin string, masterOpts, dialOpts []palm.Option, args ...string) *cppCluster {
+// arguments args) and a Go worker (go-worker, with dialTLS), and waits
+// until both workers have joined. Clients of the cluster use dialTLS. A
+// nil option is plaintext.
+func startCppCluster(t *testing.T, bin string, masterTLS, dialTLS palm.Option, args ...string) *cppCluster {
 	t.Helper()
 	log := palm.WithLogger(palmtest.Logger(t, hclog.Warn))
-	m, err := master.New("server", append([]palm.Option{log}, masterOpts...)...)
+	m, err := master.New("server", log, masterTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func startCppCluster(t *testing.T, bin string, masterOpts, dialOpts []palm.Optio
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &cppCluster{m: m, addr: lis.Addr().String(), clientOpts: append([]palm.Option{log}, dialOpts...)}
+	cl := &cppCluster{m: m, addr: lis.Addr().String(), clientOpts: []client.Option{log, dialTLS}}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- m.Serve(ctx, lis) }()
@@ -159,7 +160,7 @@ func startCppCluster(t *testing.T, bin string, masterOpts, dialOpts []palm.Optio
 		<-cl.cpp.done
 	})
 
-	gw, err := worker.New("go-worker", cl.addr, append([]palm.Option{log, worker.Credit(1)}, dialOpts...)...)
+	gw, err := worker.New("go-worker", cl.addr, log, worker.Credit(1), dialTLS)
 	if err != nil {
 		t.Fatal(err)
 	}

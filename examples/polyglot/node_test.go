@@ -90,9 +90,9 @@ func copyNodeFiles(t *testing.T, dir string, files ...string) {
 // 127.0.0.1 and returns it, its address, and a function that stops it (and
 // so drains its workers) and returns Serve's error; the test's end calls it
 // too.
-func serveNodeMaster(t *testing.T, opts ...palm.Option) (*master.Master, string, func() error) {
+func serveNodeMaster(t *testing.T, opts ...master.Option) (*master.Master, string, func() error) {
 	t.Helper()
-	opts = append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)
+	opts = append([]master.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)
 	m, err := master.New("server", opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -112,9 +112,9 @@ func serveNodeMaster(t *testing.T, opts ...palm.Option) (*master.Master, string,
 // runGoWorkerBesideNode runs an in-process Go worker named go-worker, with
 // credit 1 like the Node worker, and returns a function that stops it and
 // returns Run's error; the test's end calls it too.
-func runGoWorkerBesideNode(t *testing.T, addr string, opts ...palm.Option) func() error {
+func runGoWorkerBesideNode(t *testing.T, addr string, opts ...worker.Option) func() error {
 	t.Helper()
-	opts = append([]palm.Option{worker.Credit(1), palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)
+	opts = append([]worker.Option{worker.Credit(1), palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)
 	w, err := worker.New("go-worker", addr, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func waitNodeExit(t *testing.T, p *proc, since time.Time, what, want string) {
 // nodeJobSize distinct messages and checks that each gets exactly one
 // reply, from one of the two workers, and that both had a share. Unless
 // it is nil, midway is called once half the replies have come.
-func shareNodeJob(t *testing.T, m *master.Master, node *proc, addr string, midway func(), opts ...palm.Option) {
+func shareNodeJob(t *testing.T, m *master.Master, node *proc, addr string, midway func(), opts ...client.Option) {
 	t.Helper()
 	start := time.Now()
 	palmtest.Eventually(t, 20*time.Second, "both workers connected", func() bool {
@@ -179,7 +179,7 @@ func shareNodeJob(t *testing.T, m *master.Master, node *proc, addr string, midwa
 	}
 	t.Logf("both workers connected %v after the Node worker started", time.Since(start).Round(time.Millisecond))
 
-	opts = append([]palm.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)
+	opts = append([]client.Option{palm.WithLogger(palmtest.Logger(t, hclog.Warn))}, opts...)
 	c, err := client.New("server", addr, opts...)
 	if err != nil {
 		t.Fatal(err)
