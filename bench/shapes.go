@@ -345,10 +345,10 @@ func evalRTT(c *client.Client, function string) func(ctx context.Context, payloa
 
 // newClients makes n palm clients of server at address, with every default
 // but opts, and stops them with st.
-func newClients(st *stack, n int, address string, opts ...palm.Option) ([]*client.Client, error) {
+func newClients(st *stack, n int, address string, opts ...client.Option) ([]*client.Client, error) {
 	var cs []*client.Client
 	for range n {
-		c, err := client.New("server", address, append([]palm.Option{quiet()}, opts...)...)
+		c, err := client.New("server", address, append([]client.Option{quiet()}, opts...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -444,7 +444,7 @@ func startChain(st *stack, stages int) (chain, error) {
 	upstream := "server"
 	for i := 2; i <= stages; i++ {
 		name := fmt.Sprintf("stage%d", i)
-		opts := []palm.Option{quiet()}
+		opts := []pipeline.StageOption{quiet()}
 		if i < stages {
 			opts = append(opts, pipeline.Pipelined())
 		}
