@@ -12,9 +12,9 @@
 //   - parts: the router core servers are composed from
 //
 // This package holds what they share: the Option type every constructor
-// takes (logging, limits, keepalive, TLS from files that reload, tokens and
-// identities with per-service permissions, Prometheus metrics) and the
-// Handler type user functions implement.
+// takes beside its own options (logging, limits, keepalive, TLS from files
+// that reload, tokens and identities with per-service permissions,
+// Prometheus metrics) and the Handler type user functions implement.
 //
 // A server with one function, and a client calling it:
 //
