@@ -10,12 +10,12 @@ import (
 	"github.com/gopalm/palm/parts"
 )
 
-// Option is an option a Master takes: palm's shared options (palm.Option)
-// and this package's options, Backoff aside.
+// Option is an option a Master takes: palm's shared options (palm.Option),
+// this package's CommonOptions, Window and WindowBytes.
 type Option interface{ config.ForMaster }
 
-// HubOption is an option a Hub takes: palm's shared options (palm.Option)
-// and this package's options, Window and WindowBytes aside.
+// HubOption is an option a Hub takes: palm's shared options (palm.Option),
+// this package's CommonOptions and Backoff.
 type HubOption interface{ config.ForHub }
 
 // CommonOption is an option both a Master and a Hub take.

@@ -11,11 +11,11 @@ import (
 )
 
 // ServerOption is an option a Server takes: palm's shared options
-// (palm.Option) and this package's options, Backoff aside.
+// (palm.Option), this package's CommonOptions, Window and WindowBytes.
 type ServerOption interface{ config.ForServer }
 
 // StageOption is an option a Pipeline and a Sink take: palm's shared options
-// (palm.Option) and this package's options, Window and WindowBytes aside.
+// (palm.Option), this package's CommonOptions and Backoff.
 type StageOption interface{ config.ForStage }
 
 // CommonOption is an option a Server, a Pipeline and a Sink all take.
