@@ -29,8 +29,10 @@ var misuses = []struct {
 		[]string{"cannot use worker.Credit(1)", "worker.Option does not implement client.Option"}},
 	{"dial_client_option", `palm.DialOptions(client.Window(1))`,
 		[]string{"cannot use client.Window(1)", "as palm.Option value"}},
-	{"compose_master_option", `var _ config.ForComponent = master.QueueSize(1)`,
-		[]string{"master.CommonOption does not implement config.ForComponent"}},
+	{"compose_master_option", `compose.New("c", master.QueueSize(1))`,
+		[]string{"cannot use master.QueueSize(1)", "master.CommonOption does not implement compose.Option"}},
+	{"master_compose_option", `master.New("m", compose.Kind("mine"))`,
+		[]string{"cannot use compose.Kind(\"mine\")", "compose.Option does not implement master.Option"}},
 	{"option_made_elsewhere", "type fake struct{}\n\tworker.New(\"w\", \"127.0.0.1:1\", fake{})",
 		[]string{"fake does not implement worker.Option (missing method applyConfig)"}},
 }
@@ -47,8 +49,8 @@ const fits = `shared := []palm.Option{palm.WithLogLevel(hclog.Warn), palm.SlowSu
 	pipeline.NewSink("k", []pipeline.Upstream{up}, shared[1], pipeline.SubscriberQueue(4), pipeline.Backoff(time.Millisecond, time.Second))
 	worker.New("w", "127.0.0.1:1", shared[0], worker.Credit(1), worker.Backoff(time.Millisecond, time.Second))
 	client.New("s", "127.0.0.1:1", shared[1], client.Window(1), client.WaitForServer(time.Second))
-	palm.DialOptions(shared...)
-	var _ config.ForComponent = shared[0]`
+	compose.New("c", shared[0], compose.Kind("mine"), compose.SubscriberQueue(4))
+	palm.DialOptions(shared...)`
 
 // program is a main package whose main runs body, with what the cases use
 // imported.
@@ -62,7 +64,7 @@ import (
 
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/client"
-	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/compose"
 	"github.com/gopalm/palm/master"
 	"github.com/gopalm/palm/pipeline"
 	"github.com/gopalm/palm/worker"
@@ -73,7 +75,7 @@ var (
 	_ = hclog.Warn
 	_ palm.Option
 	_ client.Option
-	_ config.Option
+	_ compose.Option
 	_ master.Option
 	_ pipeline.ServerOption
 	_ worker.Option
@@ -89,8 +91,7 @@ func main() {
 // fits, in one go build, and checks that the compiler refuses each misuse
 // naming the option and the option type it is not, and takes the fit. The
 // programs are written in a directory of the module whose name starts with
-// "_", which ./... patterns skip, so that they may use the internal
-// config package as the coming compose package will.
+// "_", which ./... patterns skip.
 func TestOptionsCompileChecked(t *testing.T) {
 	root := repoRoot(t)
 	dir, err := os.MkdirTemp(filepath.Join(root, "test"), "_compile")

@@ -136,13 +136,22 @@ func (s *serving) cache() (*kv.Memory, error) {
 	return kv.NewMemory(kv.MaxBytes(s.cacheMaxBytes), kv.MaxKeys(s.cacheMaxKeys)), nil
 }
 
-// pipelineOptions are options plus those of a Server, Pipeline or Sink.
-func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]pipeline.CommonOption, error) {
+// componentOptions are options and the cache of a component that serves.
+func (s *serving) componentOptions(c *common, cmd *cobra.Command) ([]palm.Option, *kv.Memory, error) {
 	shared, err := s.options(c, cmd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	store, err := s.cache()
+	if err != nil {
+		return nil, nil, err
+	}
+	return shared, store, nil
+}
+
+// pipelineOptions are options plus those of a Server, Pipeline or Sink.
+func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]pipeline.CommonOption, error) {
+	shared, store, err := s.componentOptions(c, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +165,7 @@ func (s *serving) pipelineOptions(c *common, cmd *cobra.Command) ([]pipeline.Com
 
 // masterOptions are options plus those of a Master or a Hub.
 func (s *serving) masterOptions(c *common, cmd *cobra.Command) ([]master.CommonOption, error) {
-	shared, err := s.options(c, cmd)
-	if err != nil {
-		return nil, err
-	}
-	store, err := s.cache()
+	shared, store, err := s.componentOptions(c, cmd)
 	if err != nil {
 		return nil, err
 	}
