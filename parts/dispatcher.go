@@ -775,29 +775,13 @@ func postStatus(err error) error {
 // Work implements palm.v1.DispatchService/Work.
 func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 	ctx := stream.Context()
-	select {
-	case <-d.ready:
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
-	}
-	select {
-	case <-d.closing:
-		return errStopping
-	default:
-	}
-	first, err := d.hello(stream)
+	first, err := d.open(stream)
 	if err != nil {
-		return err
-	}
-	hello := first.GetHello()
-	if hello == nil {
-		return status.Error(codes.InvalidArgument, "the first WorkRequest of a worker must carry a hello: the worker's name and functions")
-	}
-	if err := d.checkHello(hello); err != nil {
 		return err
 	}
 	d.streams.Add(1)
 	defer d.streams.Done()
+	hello := first.GetHello()
 	w := &workerConn{
 		id:        dispatch.WorkerID(d.nextID.Add(1)),
 		name:      hello.GetName(),
@@ -819,62 +803,75 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 		return postStatus(err)
 	}
 	recvDone := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err == io.EOF {
-				err = nil // the worker half-closed: it is done
-			}
-			if err != nil || req == nil {
-				recvDone <- err
-				return
-			}
-			if err := d.postRequest(ctx, w, req); err != nil {
-				// The master is stopping: say so, rather than end the
-				// stream as if the worker had finished.
-				recvDone <- postStatus(err)
-				return
-			}
-		}
-	}()
-	resp := &palmv1.WorkResponse{}
-	var taken []*palmv1.Task
-	// send sends the tasks taken, at most maxBatch and MaxSendBytes per
-	// response (a larger task alone), so that the worker can take each.
-	send := func() error {
-		defer clear(taken)
-		for rest := taken; len(rest) > 0; {
-			n, size := 1, rest[0].SizeVT()
-			for n < len(rest) && n < maxBatch {
-				if size += rest[n].SizeVT() + taskOverhead; size > d.cfg.MaxSendBytes {
-					break
-				}
-				n++
-			}
-			resp.Tasks = rest[:n]
-			rest = rest[n:]
-			err := stream.Send(resp)
-			resp.Tasks = nil
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+	go d.receive(ctx, stream, w, recvDone)
+	return d.sendLoop(stream, w, recvDone)
+}
+
+// open waits for Run and for the stream's hello, and checks it.
+func (d *Dispatcher) open(stream palmv1.DispatchService_WorkServer) (*palmv1.WorkRequest, error) {
+	ctx := stream.Context()
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
+	select {
+	case <-d.closing:
+		return nil, errStopping
+	default:
+	}
+	first, err := d.hello(stream)
+	if err != nil {
+		return nil, err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return nil, status.Error(codes.InvalidArgument, "the first WorkRequest of a worker must carry a hello: the worker's name and functions")
+	}
+	if err := d.checkHello(hello); err != nil {
+		return nil, err
+	}
+	return first, nil
+}
+
+// receive is the one goroutine that receives from a worker's stream: it
+// posts each request to Run, and reports how the stream ended on done.
+func (d *Dispatcher) receive(ctx context.Context, stream palmv1.DispatchService_WorkServer, w *workerConn, done chan<- error) {
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			err = nil // the worker half-closed: it is done
+		}
+		if err != nil || req == nil {
+			done <- err
+			return
+		}
+		if err := d.postRequest(ctx, w, req); err != nil {
+			// The master is stopping: say so, rather than end the stream
+			// as if the worker had finished.
+			done <- postStatus(err)
+			return
+		}
+	}
+}
+
+// sendLoop is the stream handler's goroutine, the one that sends to the
+// worker: the tasks Run hands it, then the drain once the master drains.
+func (d *Dispatcher) sendLoop(stream palmv1.DispatchService_WorkServer, w *workerConn, recvDone <-chan error) error {
+	ctx := stream.Context()
+	s := taskSender{stream: stream, max: d.cfg.MaxSendBytes, resp: &palmv1.WorkResponse{}}
 	closing := d.closing
 	for {
 		select {
 		case <-w.ready:
-			taken = w.take(taken[:0])
-			if err := send(); err != nil {
+			if err := s.send(w); err != nil {
 				return err
 			}
 		case <-closing:
 			closing = nil
 			// Tasks handed out before the master stopped assigning go
 			// before the drain; none comes after it.
-			taken = w.take(taken[:0])
-			if err := send(); err != nil {
+			if err := s.send(w); err != nil {
 				return err
 			}
 			if err := stream.Send(&palmv1.WorkResponse{Drain: true}); err != nil {
@@ -890,6 +887,38 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
+}
+
+// taskSender sends a worker's tasks in responses.
+type taskSender struct {
+	stream palmv1.DispatchService_WorkServer
+	max    int // MaxSendBytes
+	resp   *palmv1.WorkResponse
+	taken  []*palmv1.Task
+}
+
+// send sends the tasks queued for w, at most maxBatch and s.max bytes per
+// response (a larger task alone), so that the worker can take each.
+func (s *taskSender) send(w *workerConn) error {
+	s.taken = w.take(s.taken[:0])
+	defer clear(s.taken)
+	for rest := s.taken; len(rest) > 0; {
+		n, size := 1, rest[0].SizeVT()
+		for n < len(rest) && n < maxBatch {
+			if size += rest[n].SizeVT() + taskOverhead; size > s.max {
+				break
+			}
+			n++
+		}
+		s.resp.Tasks = rest[:n]
+		rest = rest[n:]
+		err := s.stream.Send(s.resp)
+		s.resp.Tasks = nil
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkHello bounds what a hello may name, so that no worker grows the
