@@ -562,66 +562,270 @@ func TestCancelManyTasks(t *testing.T) {
 	check(t, c)
 }
 
-// A long random run of every event keeps every structure consistent.
+// A long random run of every event, stepped as the master steps the core,
+// keeps every structure consistent, and every Ready keeps the rules of the
+// outputs: a task goes only to a worker that serves its function, within
+// its credit, and never after Stop; a route is for a task its worker
+// held; a message completes once, with nothing for it afterwards; an
+// origin is watched once until unwatched. In the end, with a worker of
+// every function and time enough, every message completes but those of a
+// stream that went.
 func TestRandomEventsKeepInvariants(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	c := New(Config{Capacity: 200, MaxAttempts: 3, TaskTimeout: 10 * time.Second, WaitForWorkers: 5 * time.Second, ReplaceWait: 2 * time.Second})
-	fns := []string{"a", "b", "c"}
-	origins := []any{new(int), new(int), new(int)}
-	now := t0
-	nextTask, nextWorker := TaskID(1), WorkerID(1)
-	var live []WorkerID
-	failed := 0
+	c := New(Config{Capacity: 200, MaxAttempts: 3, TaskTimeout: 10 * time.Second, WaitForWorkers: 5 * time.Second, ReplaceWait: 2 * time.Second, MaxResultBytes: 300})
+	run := &randomRun{t: t, r: r, c: c, now: t0, watched: map[any]bool{}, complete: map[*Message]bool{}, wentStreams: map[any]bool{}}
 	for step := range 20000 {
-		switch r.IntN(8) {
-		case 0:
-			var fs []string
-			if r.IntN(3) > 0 {
-				fs = []string{fns[r.IntN(3)]}
-			}
-			c.join(nextWorker, fs)
-			c.grant(nextWorker, 1+r.IntN(4))
-			live = append(live, nextWorker)
-			nextWorker++
-		case 1:
-			if len(live) > 0 {
-				i := r.IntN(len(live))
-				failed += len(c.leave(live[i], now))
-				live = append(live[:i], live[i+1:]...)
-			}
-		case 2, 3:
-			tk := task(nextTask, fns[r.IntN(3)], origins[r.IntN(3)])
-			if r.IntN(2) == 0 {
-				tk.Deadline = now.Add(time.Duration(r.IntN(20)) * time.Second)
-			}
-			nextTask++
-			c.submitOne(tk, now)
-		case 4:
-			c.next(now)
-		case 5:
-			if len(live) > 0 {
-				w := live[r.IntN(len(live))]
-				for id := range c.byID[w].held {
-					c.done(w, id)
-					c.grant(w, 1)
-					break
-				}
-			}
-		case 6:
-			now = now.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
-			failed += len(c.expire(now))
-		case 7:
-			if r.IntN(10) == 0 {
-				c.cancel(origins[r.IntN(3)])
-			}
-		}
+		run.step(step)
 		if step%97 == 0 {
 			check(t, c)
 		}
 	}
 	check(t, c)
-	if failed == 0 || c.Requeued() == 0 {
-		t.Fatalf("the run exercised too little: %d failed, %d requeued", failed, c.Requeued())
+	run.settle()
+	if run.failed == 0 || c.Requeued() == 0 || run.routed == 0 || run.dropped == 0 || run.ignored == 0 {
+		t.Fatalf("the run exercised too little: %d failed, %d requeued, %d routed, %d dropped, %d ignored", run.failed, c.Requeued(), run.routed, run.dropped, run.ignored)
+	}
+}
+
+type randomRun struct {
+	t    *testing.T
+	r    *rand.Rand
+	c    *Core
+	now  time.Time
+	live []WorkerID
+	next WorkerID
+	last []Assignment // handed out by the last Ready
+
+	msgs        []*Message
+	watched     map[any]bool
+	complete    map[*Message]bool
+	wentStreams map[any]bool // stream origins that went: their messages may never complete
+	calls       int
+
+	failed, routed, dropped, ignored int
+}
+
+var streams = []any{"s1", "s2", "s3"}
+
+func (x *randomRun) step(step int) {
+	r := x.r
+	ev := Event{At: x.now}
+	switch r.IntN(9) {
+	case 0:
+		x.next++
+		ev.Kind, ev.Worker = Join, x.next
+		if r.IntN(3) > 0 {
+			ev.Functions = []string{[]string{"a", "b", "c"}[r.IntN(3)]}
+		}
+		x.apply(ev)
+		x.live = append(x.live, x.next)
+		ev = Event{Kind: Report, At: x.now, Worker: x.next, Credit: 1 + r.IntN(4)}
+	case 1:
+		if len(x.live) == 0 {
+			return
+		}
+		i := r.IntN(len(x.live))
+		ev.Kind, ev.Worker = Leave, x.live[i]
+		x.live = append(x.live[:i], x.live[i+1:]...)
+	case 2, 3:
+		ev = x.message()
+	case 4, 5:
+		if len(x.live) == 0 {
+			return
+		}
+		ev = x.report(x.live[r.IntN(len(x.live))])
+	case 6:
+		x.now = x.now.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
+		ev.Kind, ev.At = Tick, x.now
+	case 7:
+		if r.IntN(10) > 0 {
+			return
+		}
+		ev.Kind, ev.Origin = Gone, streams[r.IntN(len(streams))]
+		x.wentStreams[ev.Origin] = true
+	case 8:
+		if len(x.last) == 0 || r.IntN(4) > 0 {
+			return
+		}
+		a := x.last[r.IntN(len(x.last))]
+		if a.Task.Origin == nil {
+			return // only a task whose origin ended is unsent
+		}
+		ev.Kind, ev.Worker, ev.Task = Unsent, a.Worker, a.Task.ID
+		if !a.Task.Message.Single {
+			x.wentStreams[a.Task.Origin] = true
+		}
+	}
+	if step == 19990 {
+		ev = Event{Kind: Stop, At: x.now}
+	}
+	x.apply(ev)
+}
+
+// message is a Submit of one to three tasks, some rejected, from a stream,
+// a single call or nowhere, some with a deadline.
+func (x *randomRun) message() Event {
+	r := x.r
+	m := &Message{}
+	switch r.IntN(3) {
+	case 0:
+		m.Origin = streams[r.IntN(len(streams))]
+		if x.wentStreams[m.Origin] {
+			m.Origin = nil // the master takes nothing more from a stream that went
+		}
+	case 1:
+		x.calls++
+		m.Origin, m.Single = x.calls, true
+	}
+	if r.IntN(2) == 0 {
+		m.Deadline = x.now.Add(time.Duration(r.IntN(20)) * time.Second)
+	}
+	ev := Event{Kind: Submit, At: x.now, Message: m}
+	for range r.IntN(4) {
+		ev.Tasks = append(ev.Tasks, &Task{Function: []string{"a", "b", "c"}[r.IntN(3)], Rejected: r.IntN(20) == 0})
+	}
+	x.msgs = append(x.msgs, m)
+	return ev
+}
+
+// report is a worker's report on some of what it holds, with now and
+// then a late duplicate, a failure or a result too large.
+func (x *randomRun) report(w WorkerID) Event {
+	r := x.r
+	ev := Event{Kind: Report, At: x.now, Worker: w}
+	for id := range x.c.byID[w].held {
+		if r.IntN(2) == 0 {
+			continue
+		}
+		ev.Results = append(ev.Results, Result{Task: id, Bytes: r.IntN(200)})
+		if r.IntN(4) > 0 {
+			ev.Dones = append(ev.Dones, Finish{Task: id, Failed: r.IntN(10) == 0})
+			ev.Credit++
+		}
+	}
+	if r.IntN(5) == 0 {
+		ev.Dones = append(ev.Dones, Finish{Task: TaskID(1 + r.IntN(int(x.c.lastID)+1))})
+	}
+	return ev
+}
+
+// apply steps the core with ev and checks the Ready that follows.
+func (x *randomRun) apply(ev Event) {
+	t, c := x.t, x.c
+	t.Helper()
+	held := map[TaskID]bool{}
+	if w := c.byID[ev.Worker]; ev.Kind == Report && w != nil {
+		for id := range w.held {
+			held[id] = true
+		}
+	}
+	c.Step(ev)
+	credit := map[WorkerID]int{}
+	for id, w := range c.byID {
+		credit[id] = w.credit
+	}
+	rd := c.Ready(x.now)
+	for _, o := range rd.Watch {
+		if x.watched[o] {
+			t.Fatalf("origin %v watched twice", o)
+		}
+		x.watched[o] = true
+	}
+	for _, o := range rd.Unwatch {
+		if !x.watched[o] {
+			t.Fatalf("origin %v unwatched, not watched", o)
+		}
+		delete(x.watched, o)
+	}
+	if c.Stopped() && len(rd.Assigned) > 0 {
+		t.Fatalf("%d tasks handed out after Stop", len(rd.Assigned))
+	}
+	for _, a := range rd.Assigned {
+		w := c.byID[a.Worker]
+		if credit[a.Worker]--; w == nil || credit[a.Worker] < 0 || !w.serves(a.Task.Function) || a.Task.holder != w {
+			t.Fatalf("task %d (%s) to worker %d beyond its credit or its functions", a.Task.ID, a.Task.Function, a.Worker)
+		}
+	}
+	x.last = append(x.last[:0], rd.Assigned...)
+	for _, o := range rd.Outputs {
+		x.output(ev, o, held)
+	}
+	x.ignored += len(rd.Ignored)
+	if at, ok := c.nextDeadline(); ok != !rd.Deadline.IsZero() || !at.Equal(rd.Deadline) {
+		t.Fatalf("deadline %v, the core's %v", rd.Deadline, at)
+	}
+	c.Advance()
+}
+
+func (x *randomRun) output(ev Event, o Output, held map[TaskID]bool) {
+	t := x.t
+	t.Helper()
+	m := o.Message
+	if x.complete[m] {
+		t.Fatalf("an output (%d) for a message already complete", o.Kind)
+	}
+	if m.remaining < 0 || (o.Task != nil && o.Task.Message != m) {
+		t.Fatalf("message counted below zero (%d), or an output for another's task", m.remaining)
+	}
+	switch o.Kind {
+	case Route:
+		x.routed++
+		if ev.Kind != Report || !held[o.Task.ID] {
+			t.Fatalf("route of task %d its worker did not hold", o.Task.ID)
+		}
+	case Fail:
+		x.failed++
+	case Dropped:
+		x.dropped++
+		if ev.Kind != Gone && ev.Kind != Unsent {
+			t.Fatalf("task %d dropped by event %d", o.Task.ID, ev.Kind)
+		}
+	}
+	if o.Done || o.Kind == Complete {
+		if m.remaining != 0 {
+			t.Fatalf("message complete with %d tasks left", m.remaining)
+		}
+		x.complete[m] = true
+	}
+}
+
+// settle brings a worker of every function, finishes whatever it gets and
+// lets time pass until nothing is left, then checks every message
+// completed but those of streams that went.
+func (x *randomRun) settle() {
+	t, c := x.t, x.c
+	c.stopped = false
+	x.next++
+	w := x.next
+	x.apply(Event{Kind: Join, At: x.now, Worker: w})
+	x.apply(Event{Kind: Report, At: x.now, Worker: w, Credit: MaxCredit})
+	for _, id := range x.live {
+		x.apply(Event{Kind: Leave, At: x.now, Worker: id})
+	}
+	for i := 0; c.Queued()+c.InFlight() > 0; i++ {
+		if i > 20000 {
+			wk := c.byID[w]
+			t.Fatalf("not settled: %d queued, %d in flight; credit %d, suspects %d, active %d, workers %d", c.Queued(), c.InFlight(), wk.credit, wk.suspects, len(c.active), len(c.ring))
+		}
+		ev := Event{Kind: Report, At: x.now, Worker: w}
+		for id := range c.byID[w].held {
+			ev.Dones = append(ev.Dones, Finish{Task: id})
+			ev.Credit++
+		}
+		x.apply(ev)
+		x.now = x.now.Add(5 * time.Second) // within the task timeout
+		x.apply(Event{Kind: Tick, At: x.now})
+	}
+	check(t, c)
+	for i, m := range x.msgs {
+		if !x.complete[m] && !x.wentStreams[m.Origin] {
+			t.Fatalf("message %d (origin %v) never completed", i, m.Origin)
+		}
+	}
+	for o := range x.watched {
+		if !x.wentStreams[o] && o != streams[0] && o != streams[1] && o != streams[2] {
+			t.Fatalf("origin %v still watched after its message completed", o)
+		}
 	}
 }
 
