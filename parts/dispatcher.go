@@ -47,7 +47,10 @@ const DefaultTaskQueue = 4096
 //   - a task whose results pass MaxResultBytes is answered
 //     RESOURCE_EXHAUSTED, and its further results are dropped.
 //
-// One goroutine (Run) owns the core. Each worker stream has one goroutine
+// One goroutine (Run) owns the core: it steps the core with each event (a
+// message, a worker's report, a worker joining or leaving, a client gone,
+// time passing) and carries out the batch of outputs the core returns
+// (tasks to send, envelopes to deliver, watches, logs). Each worker stream has one goroutine
 // receiving (it posts events to Run through a bounded channel, and waits
 // while the results it posted and Run has not handled pass
 // maxPendingBytes, so a flood of results slows that worker alone) and the
