@@ -264,28 +264,31 @@ func (w *workerConn) take(buf []*palmv1.Task) []*palmv1.Task {
 	return buf
 }
 
-// message is what the core's Message stands for: where to deliver its
-// replies and completion. Its Value is itself.
-type message struct {
-	dispatch.Message
-	origin   Origin
-	sequence uint64
-}
+// A task's Value is the message to hand to a worker, a
+// *palmv1.PalmMessage, or a *rejection for a task rejected before the
+// core. A core Message's Origin is an Origin, and its Sequence the
+// client's.
 
-// taskState is what the core holds for a task.
-type taskState struct {
-	msg *palmv1.PalmMessage
-	// For a task rejected before the core: why, and the step it named.
+// rejection is a task that cannot go to a worker: its message, why, and
+// the step it named.
+type rejection struct {
+	msg  *palmv1.PalmMessage
 	err  error
 	step Step
 }
 
-// single is one message of one task: the task, its state and its message
-// in one allocation, the common case.
+// taskMsg is the message of a task.
+func taskMsg(t *dispatch.Task) *palmv1.PalmMessage {
+	if r, ok := t.Value.(*rejection); ok {
+		return r.msg
+	}
+	return t.Value.(*palmv1.PalmMessage)
+}
+
+// single is one message of one task, in one allocation: the common case.
 type single struct {
-	t  dispatch.Task
-	st taskState
-	m  message
+	t dispatch.Task
+	m dispatch.Message
 }
 
 // loop is Run's state: the core and the I/O that carries out its outputs,
@@ -394,7 +397,7 @@ func (l *loop) accept(e Envelope) {
 		if isOneCall {
 			// A call cancelled on a stream that goes on: the stream
 			// still wants it completed, by a message of no task.
-			l.submit(&message{origin: e.Origin, sequence: e.Sequence}, nil)
+			l.submit(&dispatch.Message{Origin: e.Origin, Sequence: e.Sequence}, nil)
 		}
 		return // its client has gone
 	}
@@ -402,13 +405,14 @@ func (l *loop) accept(e Envelope) {
 	if d.cfg.Scatter == nil && e.Step.Function != "" {
 		// The common case, without a scatter hook: one task, its step
 		// already parsed by the gateway, and no slice to build.
-		one := &single{st: taskState{msg: e.Msg}}
-		one.t = dispatch.Task{Function: e.Step.Function, Value: &one.st}
-		one.m = message{Message: dispatch.Message{Origin: e.Origin, Single: isOneCall, Deadline: e.Deadline}, origin: e.Origin, sequence: e.Sequence}
+		one := &single{
+			t: dispatch.Task{Function: e.Step.Function, Value: e.Msg},
+			m: dispatch.Message{Origin: e.Origin, Single: isOneCall, Deadline: e.Deadline, Sequence: e.Sequence},
+		}
 		l.submit(&one.m, append(l.tasks[:0], &one.t))
 		return
 	}
-	m := &message{Message: dispatch.Message{Origin: e.Origin, Single: isOneCall, Deadline: e.Deadline}, origin: e.Origin, sequence: e.Sequence}
+	m := &dispatch.Message{Origin: e.Origin, Single: isOneCall, Deadline: e.Deadline, Sequence: e.Sequence}
 	msgs := []*palmv1.PalmMessage{e.Msg}
 	if d.cfg.Scatter != nil {
 		var err error
@@ -429,7 +433,7 @@ func (l *loop) accept(e Envelope) {
 			}
 			fn = step.Function
 		}
-		tasks = append(tasks, &dispatch.Task{Function: fn, Value: &taskState{msg: msg}})
+		tasks = append(tasks, &dispatch.Task{Function: fn, Value: msg})
 	}
 	l.submit(m, tasks)
 }
@@ -437,13 +441,12 @@ func (l *loop) accept(e Envelope) {
 // rejected is a task for m, which cannot go to a worker: it fails with
 // err at once.
 func rejected(m *palmv1.PalmMessage, err error, step Step) *dispatch.Task {
-	return &dispatch.Task{Rejected: true, Value: &taskState{msg: m, err: err, step: step}}
+	return &dispatch.Task{Rejected: true, Value: &rejection{msg: m, err: err, step: step}}
 }
 
 // submit steps the core with m and its tasks.
-func (l *loop) submit(m *message, tasks []*dispatch.Task) {
-	m.Value = m
-	l.core.Step(dispatch.Event{Kind: dispatch.Submit, At: l.now, Message: &m.Message, Tasks: tasks})
+func (l *loop) submit(m *dispatch.Message, tasks []*dispatch.Task) {
+	l.core.Step(dispatch.Event{Kind: dispatch.Submit, At: l.now, Message: m, Tasks: tasks})
 	clear(tasks)
 	l.tasks = tasks[:0]
 }
@@ -535,12 +538,11 @@ func (l *loop) giveBack() {
 func (l *loop) send(assigned []dispatch.Assignment) {
 	for _, a := range assigned {
 		t := a.Task
-		st := t.Value.(*taskState)
-		if o := t.Message.Value.(*message).origin; o != nil && o.Context().Err() != nil {
+		if o, _ := t.Origin.(Origin); o != nil && o.Context().Err() != nil {
 			l.unsent = append(l.unsent, a)
 			continue
 		}
-		task := &palmv1.Task{Id: uint64(t.ID), Message: st.msg}
+		task := &palmv1.Task{Id: uint64(t.ID), Message: t.Value.(*palmv1.PalmMessage)}
 		if !t.Deadline.IsZero() {
 			// The worker may stop when the client no longer wants the
 			// result; the task timeout is the master's own business.
@@ -553,17 +555,15 @@ func (l *loop) send(assigned []dispatch.Assignment) {
 // deliver sends the envelopes of the core's outputs, in order.
 func (l *loop) deliver(outputs []dispatch.Output) error {
 	for _, o := range outputs {
-		m := o.Message.Value.(*message)
-		e := Envelope{Origin: m.origin, Sequence: m.sequence, Done: o.Done}
+		origin, _ := o.Message.Origin.(Origin)
+		e := Envelope{Origin: origin, Sequence: o.Message.Sequence, Done: o.Done}
 		switch o.Kind {
 		case dispatch.Route:
-			st := o.Task.Value.(*taskState)
-			e.Msg = result(st.msg, o.Value.(*palmv1.TaskResult).GetMessage())
+			e.Msg = result(o.Task.Value.(*palmv1.PalmMessage), o.Value.(*palmv1.TaskResult).GetMessage())
 			e.Step = Step{Server: l.d.cfg.Master, Function: o.Task.Function}
 		case dispatch.Fail:
-			st := o.Task.Value.(*taskState)
 			step, err := l.failure(o)
-			e.Msg = derive(st.msg, nil)
+			e.Msg = derive(taskMsg(o.Task), nil)
 			e.Msg.Error = route.ErrorOf(err, step)
 		case dispatch.Complete:
 			e.Done = true
@@ -690,11 +690,11 @@ func collect(f func(*palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage], m *palmv
 func (l *loop) failure(o dispatch.Output) (Step, error) {
 	d := l.d
 	t := o.Task
-	st := t.Value.(*taskState)
-	step, _ := route.Current(st.msg)
+	if r, ok := t.Value.(*rejection); ok {
+		return r.step, r.err
+	}
+	step, _ := route.Current(t.Value.(*palmv1.PalmMessage))
 	switch o.Reason {
-	case dispatch.Rejected:
-		return st.step, st.err
 	case dispatch.Failed:
 		return step, workerError(o.Value.(*palmv1.TaskDone).GetError())
 	case dispatch.TooLarge:

@@ -105,9 +105,9 @@ type Task struct {
 	// message.
 	Rejected bool
 
-	results      int      // payload bytes of the results routed
-	q            *fnQueue // the queue it waits in; nil when not waiting
 	retry        bool     // in q.retry rather than q.fresh
+	results      int32    // payload bytes of the results routed, at most MaxInt32
+	q            *fnQueue // the queue it waits in; nil when not waiting
 	prev, next   *Task    // queue links
 	oprev, onext *Task    // links among the waiting tasks of its origin
 	holder       *worker  // the worker holding it; nil when not held

@@ -1,6 +1,9 @@
 package dispatch
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Message is one message the caller hands in, scattered into the tasks of
 // one Submit. The core counts its tasks down as they end (a result with
@@ -11,19 +14,20 @@ type Message struct {
 	// so that Gone can drop its waiting tasks; it must be comparable (a
 	// pointer, typically); nil for none.
 	Origin any
+	// Deadline is when the message is no longer worth starting; the zero
+	// time for none.
+	Deadline time.Time
+	// Sequence is the caller's number for the message: the core never
+	// looks at it.
+	Sequence uint64
 	// Single marks an origin that stands for this message alone (one
 	// call): when it goes, the message is still completed (Complete, once
 	// its held tasks end), and once the message is complete the origin
 	// is no longer watched. The tasks of an origin that is not single
 	// are dropped silently when it goes.
 	Single bool
-	// Deadline is when the message is no longer worth starting; the zero
-	// time for none.
-	Deadline time.Time
-	// Value is the caller's: the core never looks at it.
-	Value any
 
-	remaining int // tasks not yet ended
+	remaining int32 // tasks not yet ended
 }
 
 // EventKind says what an Event is.
@@ -230,7 +234,7 @@ func (c *Core) stepLeave(ev Event) {
 
 func (c *Core) stepSubmit(ev Event) {
 	m := ev.Message
-	m.remaining = len(ev.Tasks)
+	m.remaining = int32(len(ev.Tasks))
 	if m.remaining == 0 {
 		c.emit(Output{Kind: Complete, Message: m})
 		c.completed(m)
@@ -354,7 +358,8 @@ func (c *Core) stepReport(ev Event) {
 			c.rd.Ignored = append(c.rd.Ignored, Ignored{Worker: ev.Worker, Task: r.Task})
 			continue
 		}
-		if t.results += r.Bytes; c.cfg.MaxResultBytes > 0 && t.results > c.cfg.MaxResultBytes {
+		t.results = int32(min(int64(t.results)+int64(r.Bytes), math.MaxInt32))
+		if c.cfg.MaxResultBytes > 0 && int(t.results) > c.cfg.MaxResultBytes {
 			// The task is done for the core (its credit stays spent until
 			// the worker grants more): the rest of its reports are ignored.
 			c.release(t)

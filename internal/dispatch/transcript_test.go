@@ -218,7 +218,7 @@ func (r *replay) submit(ev *Event, pos []string, kv map[string]string) error {
 	if err := need(pos, 1); err != nil {
 		return err
 	}
-	m := &Message{Value: pos[0]}
+	m := &Message{Sequence: num(pos, 0)}
 	if o := kv["origin"]; o != "" {
 		m.Origin = o
 	}
@@ -328,13 +328,13 @@ func describe(o Output) string {
 	}
 	switch o.Kind {
 	case Route:
-		return fmt.Sprintf("route t%d %v %v%s", o.Task.ID, o.Message.Value, o.Value, done)
+		return fmt.Sprintf("route t%d m%d %v%s", o.Task.ID, o.Message.Sequence, o.Value, done)
 	case Fail:
-		return fmt.Sprintf("fail t%d %v %s%s", o.Task.ID, o.Message.Value, strings.ReplaceAll(o.Reason.String(), " ", "-"), done)
+		return fmt.Sprintf("fail t%d m%d %s%s", o.Task.ID, o.Message.Sequence, strings.ReplaceAll(o.Reason.String(), " ", "-"), done)
 	case Complete:
-		return fmt.Sprintf("complete %v", o.Message.Value)
+		return fmt.Sprintf("complete m%d", o.Message.Sequence)
 	case Dropped:
-		return fmt.Sprintf("drop t%d %v", o.Task.ID, o.Message.Value)
+		return fmt.Sprintf("drop t%d m%d", o.Task.ID, o.Message.Sequence)
 	}
 	return fmt.Sprintf("output %d", o.Kind)
 }
@@ -360,12 +360,12 @@ func need(args []string, n int) error {
 	return nil
 }
 
-// num is the number of a name such as w3 or t12; 0 when there is none.
+// num is the number of a name such as w3, t12 or m1; 0 when there is none.
 func num(args []string, i int) uint64 {
 	if i >= len(args) {
 		return 0
 	}
-	n, _ := strconv.ParseUint(strings.TrimLeft(args[i], "wt"), 10, 64)
+	n, _ := strconv.ParseUint(strings.TrimLeft(args[i], "wtm"), 10, 64)
 	return n
 }
 
