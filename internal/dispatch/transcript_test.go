@@ -188,22 +188,15 @@ func (r *replay) event(text string) ([]string, error) {
 
 func (r *replay) config(kv map[string]string) error {
 	cfg := Config{Capacity: 100}
+	counts := map[string]*int{"capacity": &cfg.Capacity, "attempts": &cfg.MaxAttempts, "maxresult": &cfg.MaxResultBytes}
+	waits := map[string]*time.Duration{"timeout": &cfg.TaskTimeout, "wait": &cfg.WaitForWorkers, "replace": &cfg.ReplaceWait}
 	for k, v := range kv {
 		var err error
-		switch k {
-		case "capacity":
-			cfg.Capacity, err = strconv.Atoi(v)
-		case "attempts":
-			cfg.MaxAttempts, err = strconv.Atoi(v)
-		case "maxresult":
-			cfg.MaxResultBytes, err = strconv.Atoi(v)
-		case "timeout":
-			cfg.TaskTimeout, err = time.ParseDuration(v)
-		case "wait":
-			cfg.WaitForWorkers, err = time.ParseDuration(v)
-		case "replace":
-			cfg.ReplaceWait, err = time.ParseDuration(v)
-		default:
+		if n := counts[k]; n != nil {
+			*n, err = strconv.Atoi(v)
+		} else if d := waits[k]; d != nil {
+			*d, err = time.ParseDuration(v)
+		} else {
 			err = fmt.Errorf("unknown setting %q", k)
 		}
 		if err != nil {
