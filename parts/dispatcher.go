@@ -47,7 +47,10 @@ const DefaultTaskQueue = 4096
 //   - a task whose results pass MaxResultBytes is answered
 //     RESOURCE_EXHAUSTED, and its further results are dropped.
 //
-// One goroutine (Run) owns the core. Each worker stream has one goroutine
+// One goroutine (Run) owns the core: it steps the core with each event (a
+// message, a worker's report, a worker joining or leaving, a client gone,
+// time passing) and carries out the batch of outputs the core returns
+// (tasks to send, envelopes to deliver, watches, logs). Each worker stream has one goroutine
 // receiving (it posts events to Run through a bounded channel, and waits
 // while the results it posted and Run has not handled pass
 // maxPendingBytes, so a flood of results slows that worker alone) and the
@@ -261,35 +264,55 @@ func (w *workerConn) take(buf []*palmv1.Task) []*palmv1.Task {
 	return buf
 }
 
-// fanout tracks the tasks a message was scattered into.
-type fanout struct {
-	origin    Origin
-	sequence  uint64
-	remaining int
+// A task's Value is the message to hand to a worker, a
+// *palmv1.PalmMessage, or a *rejection for a task rejected before the
+// core. A core Message's Origin is an Origin, and its Sequence the
+// client's.
+
+// rejection is a task that cannot go to a worker: its message, why, and
+// the step it named.
+type rejection struct {
+	msg  *palmv1.PalmMessage
+	err  error
+	step Step
 }
 
-// taskState is what the core holds for a task.
-type taskState struct {
-	msg     *palmv1.PalmMessage
-	fan     *fanout
-	results int // payload bytes of the results sent on
+// taskMsg is the message of a task.
+func taskMsg(t *dispatch.Task) *palmv1.PalmMessage {
+	if r, ok := t.Value.(*rejection); ok {
+		return r.msg
+	}
+	return t.Value.(*palmv1.PalmMessage)
 }
 
-// loop is Run's state: the core and what goes with it, touched by Run's
-// goroutine alone.
+// single is one message of one task, in one allocation: the common case.
+type single struct {
+	t dispatch.Task
+	m dispatch.Message
+}
+
+// loop is Run's state: the core and the I/O that carries out its outputs,
+// touched by Run's goroutine alone. Each turn reads a burst of events,
+// steps the core with each, then carries out the core's Ready: it sends
+// tasks to worker streams, envelopes along the link, and logs; it never
+// asks the core a question in the middle of an event.
 type loop struct {
-	d         *Dispatcher
-	ctx       context.Context
-	link      *Link
-	core      *dispatch.Core
-	workers   map[dispatch.WorkerID]*workerConn
-	origins   map[Origin]func() bool // origins with a watch on their end
-	waiting   map[string]bool        // functions warned of waiting for a worker
-	nextTask  uint64
-	assigning bool
-	timer     *time.Timer
-	timerAt   time.Time // when timer fires; zero when stopped
-	now       time.Time // the time of the burst being accepted; zero until read
+	d       *Dispatcher
+	ctx     context.Context
+	link    *Link
+	core    *dispatch.Core
+	workers map[dispatch.WorkerID]*workerConn
+	watches map[any]func() bool // origins with a watch on their end
+	timer   *time.Timer
+	timerAt time.Time // when timer fires; zero when stopped
+	now     time.Time // the time of the turn
+
+	// Scratch, reused from turn to turn.
+	tasks   []*dispatch.Task
+	results []dispatch.Result
+	dones   []dispatch.Finish
+	unsent  []dispatch.Assignment
+	handled []event // requests whose result bytes go back after the turn
 }
 
 // Run owns the dispatch core until ctx ends.
@@ -302,94 +325,339 @@ func (d *Dispatcher) Run(ctx context.Context, link *Link) error {
 			TaskTimeout:    d.cfg.TaskTimeout,
 			WaitForWorkers: d.cfg.WaitForWorkers,
 			ReplaceWait:    DefaultReplaceWait,
+			MaxResultBytes: d.cfg.MaxResultBytes,
 		}),
-		workers:   map[dispatch.WorkerID]*workerConn{},
-		origins:   map[Origin]func() bool{},
-		waiting:   map[string]bool{},
-		assigning: true,
-		timer:     time.NewTimer(time.Hour),
+		workers: map[dispatch.WorkerID]*workerConn{},
+		watches: map[any]func() bool{},
+		timer:   time.NewTimer(time.Hour),
 	}
 	l.timer.Stop()
 	close(d.ready)
 	defer close(d.runDone)
 	defer l.unwatchAll()
-	for {
-		inbox := link.Inbox()
-		if l.core.Room() == 0 {
-			inbox = nil // full: let the gateway's windows hold the clients
-		}
-		var err error
-		select {
-		case <-ctx.Done():
-			return nil
-		case e := <-inbox:
-			l.now = time.Time{}
-			err = l.accept(e)
-			// Take what else waits, up to a burst, before handing tasks
-			// out: the tasks of a burst go out together, in fewer
-			// responses, and the loop's bookkeeping is paid once.
-			for n := 1; err == nil && n < maxBurst && l.core.Room() > 0; n++ {
-				select {
-				case e := <-inbox:
-					err = l.accept(e)
-					continue
-				default:
-				}
-				break
-			}
-		case ev := <-d.events:
-			err = l.handle(ev)
-			for n := 1; err == nil && n < maxBurst; n++ {
-				select {
-				case ev := <-d.events:
-					err = l.handle(ev)
-					continue
-				default:
-				}
-				break
-			}
-		case <-l.timer.C:
-			l.timerAt = time.Time{}
-			err = l.expire()
-		}
-		if err == nil && l.assigning {
-			err = l.assign()
-		}
-		if err != nil {
+	for l.turn() {
+		if err := l.apply(); err != nil {
 			return nil // the link's context ended: the master is stopping
 		}
-		l.arm()
 		d.queued.Store(int64(l.core.Queued()))
 		d.inflight.Store(int64(l.core.InFlight()))
 		d.redelivered.Store(l.core.Requeued())
+	}
+	return nil
+}
+
+// turn waits for something to happen and steps the core with it, and with
+// what else waits, up to a burst: the tasks of a burst go out together, in
+// fewer responses, and the loop's bookkeeping is paid once. It reports
+// false when ctx ended.
+func (l *loop) turn() bool {
+	inbox := l.link.Inbox()
+	if l.core.Room() == 0 {
+		inbox = nil // full: let the gateway's windows hold the clients
+	}
+	select {
+	case <-l.ctx.Done():
+		return false
+	case e := <-inbox:
+		l.now = time.Now()
+		l.accept(e)
+		for n := 1; n < maxBurst && l.core.Room() > 0; n++ {
+			select {
+			case e := <-inbox:
+				l.accept(e)
+				continue
+			default:
+			}
+			break
+		}
+	case ev := <-l.d.events:
+		l.now = time.Now()
+		l.handle(ev)
+		for n := 1; n < maxBurst; n++ {
+			select {
+			case ev := <-l.d.events:
+				l.handle(ev)
+				continue
+			default:
+			}
+			break
+		}
+	case <-l.timer.C:
+		l.timerAt = time.Time{}
+		l.now = time.Now()
+		l.core.Step(dispatch.Event{Kind: dispatch.Tick, At: l.now})
+	}
+	return true
+}
+
+// accept scatters a message into tasks and submits them as one message.
+func (l *loop) accept(e Envelope) {
+	_, isOneCall := e.Origin.(oneCall)
+	if e.Origin != nil && e.Origin.Context().Err() != nil {
+		if isOneCall {
+			// A call cancelled on a stream that goes on: the stream
+			// still wants it completed, by a message of no task.
+			l.submit(&dispatch.Message{Origin: e.Origin, Sequence: e.Sequence}, nil)
+		}
+		return // its client has gone
+	}
+	d := l.d
+	if d.cfg.Scatter == nil && e.Step.Function != "" {
+		// The common case, without a scatter hook: one task, its step
+		// already parsed by the gateway, and no slice to build.
+		one := &single{
+			t: dispatch.Task{Function: e.Step.Function, Value: e.Msg},
+			m: dispatch.Message{Origin: e.Origin, Single: isOneCall, Deadline: e.Deadline, Sequence: e.Sequence},
+		}
+		l.submit(&one.m, append(l.tasks[:0], &one.t))
+		return
+	}
+	m := &dispatch.Message{Origin: e.Origin, Single: isOneCall, Deadline: e.Deadline, Sequence: e.Sequence}
+	msgs := []*palmv1.PalmMessage{e.Msg}
+	if d.cfg.Scatter != nil {
+		var err error
+		if msgs, err = collect(d.cfg.Scatter, e.Msg); err != nil {
+			d.logger.Error("scatter failed", "error", err)
+			l.submit(m, append(l.tasks[:0], rejected(e.Msg, err, e.Step)))
+			return
+		}
+	}
+	tasks := l.tasks[:0]
+	for _, msg := range msgs {
+		fn := e.Step.Function
+		if msg != e.Msg || fn == "" {
+			step, err := route.Current(msg)
+			if err != nil {
+				tasks = append(tasks, rejected(msg, err, step))
+				continue
+			}
+			fn = step.Function
+		}
+		tasks = append(tasks, &dispatch.Task{Function: fn, Value: msg})
+	}
+	l.submit(m, tasks)
+}
+
+// rejected is a task for m, which cannot go to a worker: it fails with
+// err at once.
+func rejected(m *palmv1.PalmMessage, err error, step Step) *dispatch.Task {
+	return &dispatch.Task{Rejected: true, Value: &rejection{msg: m, err: err, step: step}}
+}
+
+// submit steps the core with m and its tasks.
+func (l *loop) submit(m *dispatch.Message, tasks []*dispatch.Task) {
+	l.core.Step(dispatch.Event{Kind: dispatch.Submit, At: l.now, Message: m, Tasks: tasks})
+	clear(tasks)
+	l.tasks = tasks[:0]
+}
+
+// handle steps the core with one event of a worker stream, an origin or
+// Drain.
+func (l *loop) handle(ev event) {
+	switch ev.kind {
+	case stopAssigning:
+		// The core hands out nothing from this step on, so that no task
+		// follows a worker's drain.
+		l.core.Step(dispatch.Event{Kind: dispatch.Stop, At: l.now})
+		close(ev.ack)
+	case gone:
+		l.core.Step(dispatch.Event{Kind: dispatch.Gone, At: l.now, Origin: ev.origin})
+	case joined:
+		if l.workers[ev.w.id] == nil {
+			l.workers[ev.w.id] = ev.w
+			l.core.Step(dispatch.Event{Kind: dispatch.Join, At: l.now, Worker: ev.w.id, Functions: ev.w.functions})
+		}
+	case left:
+		l.core.Step(dispatch.Event{Kind: dispatch.Leave, At: l.now, Worker: ev.w.id})
+	case request:
+		l.report(ev)
+	}
+}
+
+// report steps the core with a worker's results, dones and credit.
+func (l *loop) report(ev event) {
+	req := ev.req
+	results, dones := l.results[:0], l.dones[:0]
+	for _, r := range req.GetResults() {
+		results = append(results, dispatch.Result{Task: dispatch.TaskID(r.GetTaskId()), Bytes: len(r.GetMessage().GetPayload()), Value: r})
+	}
+	for _, done := range req.GetDone() {
+		dones = append(dones, dispatch.Finish{Task: dispatch.TaskID(done.GetTaskId()), Failed: done.GetError() != nil, Value: done})
+	}
+	l.core.Step(dispatch.Event{
+		Kind: dispatch.Report, At: l.now, Worker: ev.w.id,
+		Results: results, Dones: dones, Credit: int(min(req.GetCredit(), dispatch.MaxCredit)),
+	})
+	clear(results)
+	clear(dones)
+	l.results, l.dones = results[:0], dones[:0]
+	if ev.bytes > 0 {
+		l.handled = append(l.handled, ev)
+	}
+}
+
+// apply carries out the core's Ready, and then the Ready of the tasks it
+// could not send because their origins had ended, until there are none.
+func (l *loop) apply() error {
+	defer l.giveBack()
+	for {
+		rd := l.core.Ready(l.now)
+		l.watchAll(rd)
+		l.roster(rd)
+		l.send(rd.Assigned)
+		err := l.deliver(rd.Outputs)
+		l.note(rd)
+		l.arm(rd.Deadline)
+		l.core.Advance()
+		if err != nil || len(l.unsent) == 0 {
+			return err
+		}
+		for _, a := range l.unsent {
+			l.core.Step(dispatch.Event{Kind: dispatch.Unsent, At: l.now, Worker: a.Worker, Task: a.Task.ID})
+		}
+		clear(l.unsent)
+		l.unsent = l.unsent[:0]
+	}
+}
+
+// giveBack returns the result bytes of the requests handled this turn to
+// their workers' receiving goroutines.
+func (l *loop) giveBack() {
+	for _, ev := range l.handled {
+		if ev.w.pending.Add(-ev.bytes) < maxPendingBytes {
+			signal(ev.w.room)
+		}
+	}
+	clear(l.handled)
+	l.handled = l.handled[:0]
+}
+
+// send queues the tasks assigned for their workers' streams; a task whose
+// origin has ended goes to l.unsent instead, so that no worker spends time
+// on it.
+func (l *loop) send(assigned []dispatch.Assignment) {
+	for _, a := range assigned {
+		t := a.Task
+		if o, _ := t.Origin.(Origin); o != nil && o.Context().Err() != nil {
+			l.unsent = append(l.unsent, a)
+			continue
+		}
+		task := &palmv1.Task{Id: uint64(t.ID), Message: t.Value.(*palmv1.PalmMessage)}
+		if !t.Deadline.IsZero() {
+			// The worker may stop when the client no longer wants the
+			// result; the task timeout is the master's own business.
+			task.TimeoutMs = uint64(max(1, t.Deadline.Sub(l.now).Milliseconds()))
+		}
+		l.workers[a.Worker].give(task)
+	}
+}
+
+// deliver sends the envelopes of the core's outputs, in order.
+func (l *loop) deliver(outputs []dispatch.Output) error {
+	for _, o := range outputs {
+		origin, _ := o.Message.Origin.(Origin)
+		e := Envelope{Origin: origin, Sequence: o.Message.Sequence, Done: o.Done}
+		switch o.Kind {
+		case dispatch.Route:
+			e.Msg = result(o.Task.Value.(*palmv1.PalmMessage), o.Value.(*palmv1.TaskResult).GetMessage())
+			e.Step = Step{Server: l.d.cfg.Master, Function: o.Task.Function}
+		case dispatch.Fail:
+			step, err := l.failure(o)
+			e.Msg = derive(taskMsg(o.Task), nil)
+			e.Msg.Error = route.ErrorOf(err, step)
+		case dispatch.Complete:
+			e.Done = true
+		default: // dispatch.Dropped: nothing to send
+			continue
+		}
+		if err := l.link.Send(l.ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// watchAll starts and stops the watches on origins' ends that the core
+// asks for: Run hears when a watched origin's call ends, so that its
+// waiting tasks leave the queue at once.
+func (l *loop) watchAll(rd *dispatch.Ready) {
+	d := l.d
+	for _, key := range rd.Watch {
+		o := key.(Origin)
+		l.watches[key] = context.AfterFunc(o.Context(), func() {
+			select {
+			case d.events <- event{kind: gone, origin: o}:
+			case <-d.runDone:
+			}
+		})
+	}
+	for _, key := range rd.Unwatch {
+		if stop := l.watches[key]; stop != nil {
+			stop()
+			delete(l.watches, key)
+		}
+	}
+}
+
+func (l *loop) unwatchAll() {
+	for _, stop := range l.watches {
+		stop()
+	}
+}
+
+// roster applies the roster's changes: the workers' streams known, Roster
+// and Workers, the log.
+func (l *loop) roster(rd *dispatch.Ready) {
+	if len(rd.Joined) == 0 && len(rd.Left) == 0 {
+		return
+	}
+	for _, id := range rd.Joined {
+		w := l.workers[id]
+		l.d.logger.Info("worker joined", "worker", w.name, "functions", w.functions)
+	}
+	for _, dep := range rd.Left {
+		w := l.workers[dep.Worker]
+		delete(l.workers, dep.Worker)
+		l.d.logger.Info("worker left", "worker", w.name, "given up", dep.Failed)
+	}
+	r := make([]WorkerSummary, 0, len(l.workers))
+	for _, w := range l.workers {
+		r = append(r, WorkerSummary{Name: w.name, Functions: w.functions})
+	}
+	slices.SortFunc(r, func(a, b WorkerSummary) int { return strings.Compare(a.Name, b.Name) })
+	l.d.roster.Store(&r)
+	l.d.workers.Store(int64(len(l.workers)))
+}
+
+// note logs what the core reports beside the outputs.
+func (l *loop) note(rd *dispatch.Ready) {
+	d := l.d
+	for _, fn := range rd.Waiting {
+		d.logger.Warn("no connected worker serves the function; its messages wait for one", "function", fn, "wait", d.cfg.WaitForWorkers)
+	}
+	if rd.TimedOut > 0 {
+		d.logger.Warn("tasks held past the task timeout go to other workers", "tasks", rd.TimedOut, "timeout", d.cfg.TaskTimeout)
+	}
+	if len(rd.Ignored) > 0 && d.logger.IsDebug() {
+		for _, ig := range rd.Ignored {
+			name := ""
+			if w := l.workers[ig.Worker]; w != nil {
+				name = w.name
+			}
+			d.logger.Debug("report for a task the worker does not hold; ignored", "worker", name, "task", ig.Task, "done", ig.Done)
+		}
 	}
 }
 
 // arm sets the timer for the core's next deadline, when that is earlier
 // than the timer's; a timer that fires early finds nothing and is armed
 // again, which costs less than moving it with every task.
-func (l *loop) arm() {
-	at, ok := l.core.NextDeadline()
-	if !ok || (!l.timerAt.IsZero() && !at.Before(l.timerAt)) {
+func (l *loop) arm(at time.Time) {
+	if at.IsZero() || (!l.timerAt.IsZero() && !at.Before(l.timerAt)) {
 		return
 	}
 	l.timer.Reset(time.Until(at))
 	l.timerAt = at
-}
-
-// watch makes sure Run hears when o's call ends, so that its waiting tasks
-// leave the queue at once.
-func (l *loop) watch(o Origin) {
-	if o == nil || l.origins[o] != nil {
-		return
-	}
-	d := l.d
-	l.origins[o] = context.AfterFunc(o.Context(), func() {
-		select {
-		case d.events <- event{kind: gone, origin: o}:
-		case <-d.runDone:
-		}
-	})
 }
 
 // oneCall is an Origin that stands for one message alone: an Eval, or a
@@ -400,148 +668,6 @@ func (l *loop) watch(o Origin) {
 type oneCall interface {
 	Origin
 	oneCall()
-}
-
-// forget stops watching o when it is a oneCall whose message was just
-// completed.
-func (l *loop) forget(o Origin) {
-	if _, ok := o.(oneCall); !ok {
-		return
-	}
-	if stop := l.origins[o]; stop != nil {
-		stop()
-		delete(l.origins, o)
-	}
-}
-
-func (l *loop) unwatchAll() {
-	for _, stop := range l.origins {
-		stop()
-	}
-}
-
-// accept scatters a message into tasks.
-func (l *loop) accept(e Envelope) error {
-	if e.Origin != nil && e.Origin.Context().Err() != nil {
-		if _, ok := e.Origin.(oneCall); ok {
-			// A call cancelled on a stream that goes on: the stream
-			// still wants it completed.
-			return l.link.Send(l.ctx, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true})
-		}
-		return nil // its client has gone
-	}
-	d := l.d
-	if d.cfg.Scatter == nil && e.Step.Function != "" {
-		// The common case, without a scatter hook: one task, its step
-		// already parsed by the gateway, and no slice to build.
-		// The task, its state and its fanout in one allocation.
-		one := &struct {
-			t   dispatch.Task
-			st  taskState
-			fan fanout
-		}{fan: fanout{origin: e.Origin, sequence: e.Sequence, remaining: 1}}
-		one.st = taskState{msg: e.Msg, fan: &one.fan}
-		return l.push(e, &one.t, &one.st, e.Step.Function)
-	}
-	msgs := []*palmv1.PalmMessage{e.Msg}
-	if d.cfg.Scatter != nil {
-		var err error
-		if msgs, err = collect(d.cfg.Scatter, e.Msg); err != nil {
-			d.logger.Error("scatter failed", "error", err)
-			return d.fail(l.ctx, l.link, e.Msg, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true}, err, e.Step)
-		}
-	}
-	if len(msgs) == 0 {
-		return l.link.Send(l.ctx, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: true})
-	}
-	fan := &fanout{origin: e.Origin, sequence: e.Sequence, remaining: len(msgs)}
-	for _, m := range msgs {
-		fn := e.Step.Function
-		if m != e.Msg || fn == "" {
-			step, err := route.Current(m)
-			if err != nil {
-				fan.remaining--
-				if fan.remaining == 0 {
-					l.forget(e.Origin)
-				}
-				if err := d.fail(l.ctx, l.link, m, Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: fan.remaining == 0}, err, step); err != nil {
-					return err
-				}
-				continue
-			}
-			fn = step.Function
-		}
-		if err := l.submit(e, m, fn, fan); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// submit queues one task of fan, or answers it when the core refuses it.
-func (l *loop) submit(e Envelope, m *palmv1.PalmMessage, fn string, fan *fanout) error {
-	return l.push(e, &dispatch.Task{}, &taskState{msg: m, fan: fan}, fn)
-}
-
-// push fills in t, whose state is st, and queues it, or answers it when the
-// core refuses it.
-func (l *loop) push(e Envelope, t *dispatch.Task, st *taskState, fn string) error {
-	l.nextTask++
-	*t = dispatch.Task{ID: dispatch.TaskID(l.nextTask), Function: fn, Origin: e.Origin, Deadline: e.Deadline, Value: st}
-	if l.d.cfg.WaitForWorkers > 0 && !l.core.Serves(fn) {
-		l.warnWaiting(fn)
-	}
-	// Push, not Submit: Run reads the inbox only when there is room, and
-	// the tasks of one message are never refused half-way.
-	if l.now.IsZero() {
-		l.now = time.Now() // one reading for a burst of messages
-	}
-	switch err := l.core.Push(t, l.now); {
-	case err == nil:
-		l.watch(e.Origin)
-		return nil
-	case errors.Is(err, dispatch.ErrNoWorker):
-		return l.finish(st, status.Errorf(codes.NotFound, "no connected worker of %s serves %q: %s; start a worker with that function, or make the master wait for one (master.WaitForWorkers)", l.d.cfg.Master, fn, l.served()))
-	default: // dispatch.ErrExpired
-		return l.finish(st, l.failure(dispatch.Failure{Task: t, Reason: dispatch.Expired}))
-	}
-}
-
-// warnWaiting logs, once until a worker for it joins, that messages for fn
-// wait for a worker.
-func (l *loop) warnWaiting(fn string) {
-	if l.waiting[fn] || len(l.waiting) >= 1024 {
-		return
-	}
-	l.waiting[fn] = true
-	l.d.logger.Warn("no connected worker serves the function; its messages wait for one", "function", fn, "wait", l.d.cfg.WaitForWorkers)
-}
-
-// served says which functions the connected workers serve, for an error
-// message.
-func (l *loop) served() string {
-	if names := l.core.Functions(maxNamed); len(names) > 0 {
-		return "the workers serve " + strings.Join(names, ", ")
-	}
-	return "no worker is connected"
-}
-
-// failure is the status a client gets for a task the core gave up on.
-func (l *loop) failure(f dispatch.Failure) error {
-	d := l.d
-	switch f.Reason {
-	case dispatch.NoWorker:
-		// Only a task that waited fails here: one refused at once gets
-		// unserved's answer.
-		return status.Errorf(codes.NotFound, "no worker of %s serving %q connected while the message waited for one (up to %v, master.WaitForWorkers; %v after the function's last worker left); %s",
-			d.cfg.Master, f.Task.Function, d.cfg.WaitForWorkers, max(DefaultReplaceWait, d.cfg.WaitForWorkers), l.served())
-	case dispatch.Expired:
-		return status.Error(codes.DeadlineExceeded, "the message's deadline passed while it waited for a worker")
-	case dispatch.TimedOut:
-		return status.Errorf(codes.DeadlineExceeded, "the task was handed to %d workers and each held it past the task timeout (%v, master.TaskTimeout)", f.Task.Attempts, d.cfg.TaskTimeout)
-	default: // dispatch.Abandoned
-		return status.Errorf(codes.Aborted, "the task was handed to %d workers and each went away before finishing it", f.Task.Attempts)
-	}
 }
 
 // collect runs a scatter hook, turning a panic into an error.
@@ -559,167 +685,53 @@ func collect(f func(*palmv1.PalmMessage) iter.Seq[*palmv1.PalmMessage], m *palmv
 	return out, nil
 }
 
-// fail sends an error reply for m, carrying done's completion.
-func (d *Dispatcher) fail(ctx context.Context, link *Link, m *palmv1.PalmMessage, done Envelope, err error, step Step) error {
-	reply := derive(m, nil)
-	reply.Error = route.ErrorOf(err, step)
-	done.Msg = reply
-	return link.Send(ctx, done)
-}
-
-// handle applies one event to the core.
-func (l *loop) handle(ev event) error {
+// failure is the step to name and the status a client gets for a task
+// that failed.
+func (l *loop) failure(o dispatch.Output) (Step, error) {
 	d := l.d
-	w := ev.w
-	switch ev.kind {
-	case stopAssigning:
-		l.assigning = false
-		close(ev.ack)
-	case gone:
-		if stop := l.origins[ev.origin]; stop != nil {
-			delete(l.origins, ev.origin)
-			_, completes := ev.origin.(oneCall)
-			for _, t := range l.core.Cancel(ev.origin) {
-				st := t.Value.(*taskState)
-				if !completes {
-					st.fan.remaining--
-					continue
-				}
-				if err := l.finish(st, nil); err != nil {
-					return err
-				}
-			}
-		}
-	case joined:
-		if err := l.core.Join(w.id, w.functions); err != nil {
-			return nil
-		}
-		l.workers[w.id] = w
-		clear(l.waiting)
-		l.keepRoster()
-		d.logger.Info("worker joined", "worker", w.name, "functions", w.functions)
-	case left:
-		if l.workers[w.id] == nil {
-			return nil
-		}
-		delete(l.workers, w.id)
-		l.keepRoster()
-		failed := l.core.Leave(w.id, time.Now())
-		d.logger.Info("worker left", "worker", w.name, "given up", len(failed))
-		return l.failAll(failed)
-	case request:
-		return l.request(w, ev)
+	t := o.Task
+	if r, ok := t.Value.(*rejection); ok {
+		return r.step, r.err
 	}
-	return nil
-}
-
-// failAll answers every failure.
-func (l *loop) failAll(failed []dispatch.Failure) error {
-	for _, f := range failed {
-		if err := l.finish(f.Task.Value.(*taskState), l.failure(f)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// expire applies the passing of time: deadlines, task timeouts, the wait
-// for workers.
-func (l *loop) expire() error {
-	before := l.core.Requeued()
-	failed := l.core.Expire(time.Now())
-	if back := l.core.Requeued() - before; back > 0 {
-		l.d.logger.Warn("tasks held past the task timeout go to other workers", "tasks", back, "timeout", l.d.cfg.TaskTimeout)
-	}
-	return l.failAll(failed)
-}
-
-// request applies a worker's results, dones and credit.
-func (l *loop) request(w *workerConn, ev event) error {
-	defer l.handled(w, ev.bytes)
-	d := l.d
-	req := ev.req
-	results, dones := req.GetResults(), req.GetDone()
-	// merged counts the leading dones that went with their task's last
-	// result, in one envelope, for a task that was the last of its
-	// message: the common case of a plain handler, whose worker sends the
-	// result with its done, costs the router one hand-off, not two.
-	merged := 0
-	for i, r := range results {
-		t := l.core.Held(w.id, dispatch.TaskID(r.GetTaskId()))
-		if t == nil {
-			d.logger.Debug("result for a task the worker does not hold; ignored", "worker", w.name, "task", r.GetTaskId())
-			continue
-		}
-		st := t.Value.(*taskState)
-		if st.results += len(r.GetMessage().GetPayload()); st.results > d.cfg.MaxResultBytes {
-			// The client hears now. The task is done for the core (its
-			// credit stays spent until the worker grants more), so the
-			// worker's further results and its done are ignored.
-			d.logger.Warn("a task's results passed the limit; the task fails", "worker", w.name, "function", t.Function, "limit", d.cfg.MaxResultBytes)
-			l.core.Done(w.id, t.ID)
-			if err := l.finish(st, status.Errorf(codes.ResourceExhausted, "the results of one task passed %d bytes (the master's limit, four times its message size limit); the rest were dropped", d.cfg.MaxResultBytes)); err != nil {
-				return err
-			}
-			continue
-		}
-		e := Envelope{Msg: result(st.msg, r.GetMessage()), Origin: st.fan.origin, Sequence: st.fan.sequence, Step: Step{Server: d.cfg.Master, Function: t.Function}}
-		if merged < len(dones) && dones[merged].GetTaskId() == r.GetTaskId() && dones[merged].GetError() == nil &&
-			st.fan.remaining == 1 && (i+1 == len(results) || results[i+1].GetTaskId() != r.GetTaskId()) {
-			l.core.Done(w.id, t.ID)
-			st.fan.remaining--
-			e.Done = true
-			merged++
-			l.forget(e.Origin)
-		}
-		if err := l.link.Send(l.ctx, e); err != nil {
-			return err
-		}
-	}
-	for _, done := range dones[merged:] {
-		t, ok := l.core.Done(w.id, dispatch.TaskID(done.GetTaskId()))
-		if !ok {
-			d.logger.Debug("done for a task the worker does not hold; ignored", "worker", w.name, "task", done.GetTaskId())
-			continue
-		}
-		st := t.Value.(*taskState)
-		var err error
-		if e := done.GetError(); e != nil {
-			// A failure is never OK, and a code gRPC does not define
-			// means nothing to the client: both become Unknown.
-			code := codes.Code(e.GetCode())
-			if code == codes.OK || code > codes.Unauthenticated {
-				code = codes.Unknown
-			}
-			err = status.Error(code, e.GetMessage())
-		}
-		if err := l.finish(st, err); err != nil {
-			return err
-		}
-	}
-	if n := req.GetCredit(); n > 0 {
-		l.core.Grant(w.id, int(min(n, dispatch.MaxCredit)))
-	}
-	return nil
-}
-
-// handled gives back the result bytes of a handled request to its worker's
-// receiving goroutine.
-func (l *loop) handled(w *workerConn, n int64) {
-	if n > 0 && w.pending.Add(-n) < maxPendingBytes {
-		signal(w.room)
+	step, _ := route.Current(t.Value.(*palmv1.PalmMessage))
+	switch o.Reason {
+	case dispatch.Failed:
+		return step, workerError(o.Value.(*palmv1.TaskDone).GetError())
+	case dispatch.TooLarge:
+		d.logger.Warn("a task's results passed the limit; the task fails", "function", t.Function, "limit", d.cfg.MaxResultBytes)
+		return step, status.Errorf(codes.ResourceExhausted, "the results of one task passed %d bytes (the master's limit, four times its message size limit); the rest were dropped", d.cfg.MaxResultBytes)
+	case dispatch.Unserved:
+		return step, status.Errorf(codes.NotFound, "no connected worker of %s serves %q: %s; start a worker with that function, or make the master wait for one (master.WaitForWorkers)", d.cfg.Master, t.Function, l.served())
+	case dispatch.NoWorker:
+		return step, status.Errorf(codes.NotFound, "no worker of %s serving %q connected while the message waited for one (up to %v, master.WaitForWorkers; %v after the function's last worker left); %s",
+			d.cfg.Master, t.Function, d.cfg.WaitForWorkers, max(DefaultReplaceWait, d.cfg.WaitForWorkers), l.served())
+	case dispatch.Expired:
+		return step, status.Error(codes.DeadlineExceeded, "the message's deadline passed while it waited for a worker")
+	case dispatch.TimedOut:
+		return step, status.Errorf(codes.DeadlineExceeded, "the task was handed to %d workers and each held it past the task timeout (%v, master.TaskTimeout)", t.Attempts, d.cfg.TaskTimeout)
+	default: // dispatch.Abandoned
+		return step, status.Errorf(codes.Aborted, "the task was handed to %d workers and each went away before finishing it", t.Attempts)
 	}
 }
 
-// keepRoster publishes the workers for Roster and Workers.
-func (l *loop) keepRoster() {
-	r := make([]WorkerSummary, 0, len(l.workers))
-	for _, w := range l.workers {
-		r = append(r, WorkerSummary{Name: w.name, Functions: w.functions})
+// workerError is the status of a worker's failed done. A failure is never
+// OK, and a code gRPC does not define means nothing to the client: both
+// become Unknown.
+func workerError(e *palmv1.Error) error {
+	code := codes.Code(e.GetCode())
+	if code == codes.OK || code > codes.Unauthenticated {
+		code = codes.Unknown
 	}
-	slices.SortFunc(r, func(a, b WorkerSummary) int { return strings.Compare(a.Name, b.Name) })
-	l.d.roster.Store(&r)
-	l.d.workers.Store(int64(len(l.workers)))
+	return status.Error(code, e.GetMessage())
+}
+
+// served says which functions the connected workers serve, for an error
+// message.
+func (l *loop) served() string {
+	if names := l.core.Functions(maxNamed); len(names) > 0 {
+		return "the workers serve " + strings.Join(names, ", ")
+	}
+	return "no worker is connected"
 }
 
 // result is a worker's result message with the routing fields of the task
@@ -737,60 +749,6 @@ func result(task, r *palmv1.PalmMessage) *palmv1.PalmMessage {
 		r.Function, r.Stage, r.Cache = task.GetFunction(), task.GetStage(), task.GetCache()
 	}
 	return r
-}
-
-// finish marks one task of a fanout done, with an error reply when err is
-// set, and completes the message when it was the last.
-func (l *loop) finish(st *taskState, err error) error {
-	st.fan.remaining--
-	e := Envelope{Origin: st.fan.origin, Sequence: st.fan.sequence, Done: st.fan.remaining == 0}
-	if e.Done {
-		l.forget(e.Origin)
-	}
-	if err != nil {
-		step, _ := route.Current(st.msg)
-		return l.d.fail(l.ctx, l.link, st.msg, e, err, step)
-	}
-	if !e.Done {
-		return nil
-	}
-	return l.link.Send(l.ctx, e)
-}
-
-// assign hands out every task that can go now.
-func (l *loop) assign() error {
-	now := time.Time{}
-	for {
-		if now.IsZero() {
-			now = time.Now()
-		}
-		id, t, ok := l.core.Next(now)
-		if !ok {
-			return nil
-		}
-		st := t.Value.(*taskState)
-		if o := st.fan.origin; o != nil && o.Context().Err() != nil {
-			// The client has gone, or cancelled the call: no worker
-			// spends time on it.
-			l.core.Done(id, t.ID)
-			l.core.Grant(id, 1)
-			if _, ok := o.(oneCall); ok {
-				if err := l.finish(st, nil); err != nil {
-					return err
-				}
-				continue
-			}
-			st.fan.remaining--
-			continue
-		}
-		task := &palmv1.Task{Id: uint64(t.ID), Message: st.msg}
-		if !t.Deadline.IsZero() {
-			// The worker may stop when the client no longer wants the
-			// result; the task timeout is the master's own business.
-			task.TimeoutMs = uint64(max(1, t.Deadline.Sub(now).Milliseconds()))
-		}
-		l.workers[id].give(task)
-	}
 }
 
 // post hands an event to Run, waiting while its queue is full, until ctx
@@ -820,29 +778,13 @@ func postStatus(err error) error {
 // Work implements palm.v1.DispatchService/Work.
 func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 	ctx := stream.Context()
-	select {
-	case <-d.ready:
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
-	}
-	select {
-	case <-d.closing:
-		return errStopping
-	default:
-	}
-	first, err := d.hello(stream)
+	first, err := d.open(stream)
 	if err != nil {
-		return err
-	}
-	hello := first.GetHello()
-	if hello == nil {
-		return status.Error(codes.InvalidArgument, "the first WorkRequest of a worker must carry a hello: the worker's name and functions")
-	}
-	if err := d.checkHello(hello); err != nil {
 		return err
 	}
 	d.streams.Add(1)
 	defer d.streams.Done()
+	hello := first.GetHello()
 	w := &workerConn{
 		id:        dispatch.WorkerID(d.nextID.Add(1)),
 		name:      hello.GetName(),
@@ -864,62 +806,75 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 		return postStatus(err)
 	}
 	recvDone := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err == io.EOF {
-				err = nil // the worker half-closed: it is done
-			}
-			if err != nil || req == nil {
-				recvDone <- err
-				return
-			}
-			if err := d.postRequest(ctx, w, req); err != nil {
-				// The master is stopping: say so, rather than end the
-				// stream as if the worker had finished.
-				recvDone <- postStatus(err)
-				return
-			}
-		}
-	}()
-	resp := &palmv1.WorkResponse{}
-	var taken []*palmv1.Task
-	// send sends the tasks taken, at most maxBatch and MaxSendBytes per
-	// response (a larger task alone), so that the worker can take each.
-	send := func() error {
-		defer clear(taken)
-		for rest := taken; len(rest) > 0; {
-			n, size := 1, rest[0].SizeVT()
-			for n < len(rest) && n < maxBatch {
-				if size += rest[n].SizeVT() + taskOverhead; size > d.cfg.MaxSendBytes {
-					break
-				}
-				n++
-			}
-			resp.Tasks = rest[:n]
-			rest = rest[n:]
-			err := stream.Send(resp)
-			resp.Tasks = nil
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+	go d.receive(ctx, stream, w, recvDone)
+	return d.sendLoop(stream, w, recvDone)
+}
+
+// open waits for Run and for the stream's hello, and checks it.
+func (d *Dispatcher) open(stream palmv1.DispatchService_WorkServer) (*palmv1.WorkRequest, error) {
+	ctx := stream.Context()
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
+	select {
+	case <-d.closing:
+		return nil, errStopping
+	default:
+	}
+	first, err := d.hello(stream)
+	if err != nil {
+		return nil, err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return nil, status.Error(codes.InvalidArgument, "the first WorkRequest of a worker must carry a hello: the worker's name and functions")
+	}
+	if err := d.checkHello(hello); err != nil {
+		return nil, err
+	}
+	return first, nil
+}
+
+// receive is the one goroutine that receives from a worker's stream: it
+// posts each request to Run, and reports how the stream ended on done.
+func (d *Dispatcher) receive(ctx context.Context, stream palmv1.DispatchService_WorkServer, w *workerConn, done chan<- error) {
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			err = nil // the worker half-closed: it is done
+		}
+		if err != nil || req == nil {
+			done <- err
+			return
+		}
+		if err := d.postRequest(ctx, w, req); err != nil {
+			// The master is stopping: say so, rather than end the stream
+			// as if the worker had finished.
+			done <- postStatus(err)
+			return
+		}
+	}
+}
+
+// sendLoop is the stream handler's goroutine, the one that sends to the
+// worker: the tasks Run hands it, then the drain once the master drains.
+func (d *Dispatcher) sendLoop(stream palmv1.DispatchService_WorkServer, w *workerConn, recvDone <-chan error) error {
+	ctx := stream.Context()
+	s := taskSender{stream: stream, max: d.cfg.MaxSendBytes, resp: &palmv1.WorkResponse{}}
 	closing := d.closing
 	for {
 		select {
 		case <-w.ready:
-			taken = w.take(taken[:0])
-			if err := send(); err != nil {
+			if err := s.send(w); err != nil {
 				return err
 			}
 		case <-closing:
 			closing = nil
 			// Tasks handed out before the master stopped assigning go
 			// before the drain; none comes after it.
-			taken = w.take(taken[:0])
-			if err := send(); err != nil {
+			if err := s.send(w); err != nil {
 				return err
 			}
 			if err := stream.Send(&palmv1.WorkResponse{Drain: true}); err != nil {
@@ -935,6 +890,38 @@ func (d *Dispatcher) Work(stream palmv1.DispatchService_WorkServer) error {
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
+}
+
+// taskSender sends a worker's tasks in responses.
+type taskSender struct {
+	stream palmv1.DispatchService_WorkServer
+	max    int // MaxSendBytes
+	resp   *palmv1.WorkResponse
+	taken  []*palmv1.Task
+}
+
+// send sends the tasks queued for w, at most maxBatch and s.max bytes per
+// response (a larger task alone), so that the worker can take each.
+func (s *taskSender) send(w *workerConn) error {
+	s.taken = w.take(s.taken[:0])
+	defer clear(s.taken)
+	for rest := s.taken; len(rest) > 0; {
+		n, size := 1, rest[0].SizeVT()
+		for n < len(rest) && n < maxBatch {
+			if size += rest[n].SizeVT() + taskOverhead; size > s.max {
+				break
+			}
+			n++
+		}
+		s.resp.Tasks = rest[:n]
+		rest = rest[n:]
+		err := s.stream.Send(s.resp)
+		s.resp.Tasks = nil
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkHello bounds what a hello may name, so that no worker grows the

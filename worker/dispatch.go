@@ -489,61 +489,100 @@ func (b *batch) take() *palmv1.WorkRequest {
 }
 
 // run is the session loop: it waits for the stream's end, and carries out
-// a stop caused by ctx, Run's context, within the stop timeout.
+// a stop caused by ctx, Run's context, within the stop timeout. Each case
+// of its select is a method of sessionLoop.
 func (s *session) run(ctx context.Context) error {
-	var (
-		done       = ctx.Done()
-		sendFailed = s.sent
-		closed     = s.closed
-		// The bounds of a stop caused by ctx, and of the wait for the
-		// master to end the stream after CloseSend.
-		stopTimer, waitTimer *time.Timer
-	)
-	defer func() {
-		for _, t := range []*time.Timer{stopTimer, waitTimer} {
-			if t != nil {
-				t.Stop()
-			}
-		}
-	}()
-	timerC := func(t *time.Timer) <-chan time.Time {
-		if t == nil {
-			return nil
-		}
-		return t.C
-	}
+	l := &sessionLoop{s: s, done: ctx.Done(), sendFailed: s.sent, closed: s.closed}
+	defer l.stopTimers()
 	for {
 		select {
 		case err := <-s.recvd:
 			return s.ended(err)
-		case <-sendFailed:
-			sendFailed = nil
-			if s.mu.Lock(); !errors.Is(s.sendErr, io.EOF) {
-				s.log.Warn("cannot send to the master", "error", s.sendErr)
-			}
-			s.mu.Unlock()
-		case <-closed:
-			closed = nil
-			s.log.Debug("half-closed the stream; waiting for the master to end it")
-			waitTimer = time.NewTimer(s.w.cfg.StopTimeout)
-		case <-done:
-			done = nil
-			s.mu.Lock()
-			s.stop(byContext)
-			s.mu.Unlock()
-			s.signal()
-			stopTimer = time.NewTimer(s.w.cfg.StopTimeout)
-		case <-timerC(stopTimer):
-			s.mu.Lock()
-			holding := s.led.holding()
-			s.mu.Unlock()
-			s.log.Warn("the stop timed out; abandoning the tasks still held", "timeout", s.w.cfg.StopTimeout, "holding", holding)
-			return nil
-		case <-timerC(waitTimer):
-			s.log.Warn("the master did not end the stream after the worker half-closed it", "timeout", s.w.cfg.StopTimeout)
-			return nil
+		case <-l.sendFailed:
+			l.onSendFailed()
+		case <-l.closed:
+			l.onClosed()
+		case <-l.done:
+			l.onStop()
+		case <-timerC(l.stopBound):
+			return l.onStopTimedOut()
+		case <-timerC(l.endBound):
+			return l.onNoEnd()
 		}
 	}
+}
+
+// sessionLoop is what the session loop waits for: each channel is nil once
+// its event came, and each bound nil until it is set.
+type sessionLoop struct {
+	s          *session
+	done       <-chan struct{} // ctx's end
+	sendFailed <-chan struct{}
+	closed     <-chan struct{} // the half-close
+	// The bounds of a stop caused by ctx, and of the wait for the master
+	// to end the stream after CloseSend.
+	stopBound, endBound *time.Timer
+}
+
+func (l *sessionLoop) stopTimers() {
+	for _, t := range []*time.Timer{l.stopBound, l.endBound} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+// timerC is t's channel, nil for no timer.
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
+// onSendFailed logs why sending failed; Recv reports the stream's end.
+func (l *sessionLoop) onSendFailed() {
+	l.sendFailed = nil
+	s := l.s
+	if s.mu.Lock(); !errors.Is(s.sendErr, io.EOF) {
+		s.log.Warn("cannot send to the master", "error", s.sendErr)
+	}
+	s.mu.Unlock()
+}
+
+// onClosed bounds the wait for the master to end the stream once it is
+// half-closed.
+func (l *sessionLoop) onClosed() {
+	l.closed = nil
+	l.s.log.Debug("half-closed the stream; waiting for the master to end it")
+	l.endBound = time.NewTimer(l.s.w.cfg.StopTimeout)
+}
+
+// onStop stops the session because ctx ended, within the stop timeout.
+func (l *sessionLoop) onStop() {
+	l.done = nil
+	s := l.s
+	s.mu.Lock()
+	s.stop(byContext)
+	s.mu.Unlock()
+	s.signal()
+	l.stopBound = time.NewTimer(s.w.cfg.StopTimeout)
+}
+
+// onStopTimedOut ends a stop that took too long, abandoning what is held.
+func (l *sessionLoop) onStopTimedOut() error {
+	s := l.s
+	s.mu.Lock()
+	holding := s.led.holding()
+	s.mu.Unlock()
+	s.log.Warn("the stop timed out; abandoning the tasks still held", "timeout", s.w.cfg.StopTimeout, "holding", holding)
+	return nil
+}
+
+// onNoEnd gives up on a master that does not end the half-closed stream.
+func (l *sessionLoop) onNoEnd() error {
+	l.s.log.Warn("the master did not end the stream after the worker half-closed it", "timeout", l.s.w.cfg.StopTimeout)
+	return nil
 }
 
 // ended logs how a stream ended and returns the error to report.

@@ -1,11 +1,21 @@
 // Package dispatch is the deterministic core of a master: which worker gets
 // which task, what each worker holds, what to hand out again when a worker
-// goes away or takes too long, and when to give up on a task. It has no
-// goroutines, no clock of its own (the caller passes the time in) and no
-// gRPC; the master's stream goroutines feed it events (a worker joins,
-// grants credit, finishes a task, leaves; a task arrives; a client goes
-// away; time passes) and carry out what it returns. It is not safe for
-// concurrent use: the master serializes calls.
+// goes away or takes too long, when to give up on a task, which result goes
+// to which origin and when a scattered message is complete. It has no
+// goroutines, no clock of its own (each event carries its time) and no
+// gRPC.
+//
+// The caller steps it the way a state machine is stepped: Step takes one
+// Event (a worker joins, reports results, dones and credit, leaves; a
+// message arrives; an origin goes away; time passes; a drain stops the
+// handing out), Ready hands out what can go now and returns the batch of
+// outputs the steps since the last Advance gathered (tasks to send to
+// which worker, results to route and failures to answer in order,
+// messages complete, origins to watch, roster changes, when to tick
+// next), and Advance forgets that batch once the caller has carried it
+// out. The caller does the I/O and nothing else: it never asks the core a
+// question in the middle of an event. It is not safe for concurrent use:
+// the master serializes calls.
 //
 // Invariants and policies:
 //   - Tasks wait in one queue per function, oldest first, so a backlog of one
@@ -14,17 +24,18 @@
 //     serves; workers are picked round-robin among those with credit, so
 //     equal workers share a stream evenly and a slow worker never holds more
 //     than its credit.
-//   - The number of waiting tasks is bounded; Submit refuses a task when the
-//     queues are full (ErrFull), and the master stops taking messages until
-//     there is room.
+//   - The number of waiting tasks is bounded: the caller submits a message
+//     only while Room is above zero, and the master stops taking messages
+//     until there is room; the tasks of one message are never refused
+//     half-way.
 //   - A task for a function no connected worker serves is refused at once
-//     (ErrNoWorker), or, with Config.WaitForWorkers, waits that long for
+//     (Unserved), or, with Config.WaitForWorkers, waits that long for
 //     such a worker and then fails with NoWorker. When the last worker of a
 //     function leaves, the function's tasks (those waiting, those it held,
 //     and new ones) wait Config.ReplaceWait for a replacement, or
 //     WaitForWorkers if that is longer, then fail with NoWorker.
 //   - A waiting task whose Deadline passes leaves its queue (Expired); the
-//     tasks of an origin that went away leave at once (Cancel). No worker
+//     tasks of an origin that went away leave at once (Gone). No worker
 //     spends time on either.
 //   - A task held longer than Config.TaskTimeout, or whose worker leaves,
 //     goes back to the front of its function's queue for another worker,
@@ -36,7 +47,16 @@
 //     kills every worker that takes it then dies alone, and the tasks that
 //     happened to share a worker with it once are not failed with it.
 //   - A finish or a result from a worker that does not hold the task (a late
-//     duplicate after redelivery or a timeout) is ignored.
+//     duplicate after redelivery or a timeout) is ignored (Ignored).
+//   - A message completes exactly once, with the output of its last task
+//     to end: a Route or Fail marked Done, or a Complete. A task whose
+//     results pass Config.MaxResultBytes fails (TooLarge) at once. A
+//     worker's result that comes with its done, for the last task of its
+//     message, is one Route marked Done.
+//   - When an origin goes (Gone), its waiting tasks are dropped before a
+//     worker sees them; its held tasks finish as ever. The message of a
+//     single origin still completes; those of any other origin are
+//     forgotten once nothing of them is held.
 package dispatch
 
 import (
@@ -67,7 +87,7 @@ type Task struct {
 	// serve to take the task.
 	Function string
 	// Origin identifies where the task came from (a client's stream), so
-	// that Cancel can drop its waiting tasks. It must be comparable (a
+	// that Gone can drop its waiting tasks; Submit sets it from the message. It must be comparable (a
 	// pointer, typically); nil for none.
 	Origin any
 	// Deadline is when the task is no longer worth starting; the zero time
@@ -77,9 +97,17 @@ type Task struct {
 	Attempts int
 	// Value is the caller's: the core never looks at it.
 	Value any
+	// Message is the message the task is part of; Submit sets it, with
+	// Origin and Deadline taken from it.
+	Message *Message
+	// Rejected marks a task the caller could not make sense of (no step
+	// to take): Submit fails it at once (Rejected), counting it in its
+	// message.
+	Rejected bool
 
-	q            *fnQueue // the queue it waits in; nil when not waiting
 	retry        bool     // in q.retry rather than q.fresh
+	results      int32    // payload bytes of the results routed, at most MaxInt32
+	q            *fnQueue // the queue it waits in; nil when not waiting
 	prev, next   *Task    // queue links
 	oprev, onext *Task    // links among the waiting tasks of its origin
 	holder       *worker  // the worker holding it; nil when not held
@@ -102,6 +130,16 @@ const (
 	// Abandoned: it was handed to MaxAttempts workers and the last one went
 	// away (or timed out) before finishing it.
 	Abandoned
+	// Unserved: no connected worker serves its function and the core does
+	// not wait for one (refused at once).
+	Unserved
+	// Rejected: the caller marked it Rejected (a message with no step).
+	Rejected
+	// TooLarge: its results passed Config.MaxResultBytes; the worker's
+	// further results and its done for it are ignored.
+	TooLarge
+	// Failed: its worker reported it done with an error.
+	Failed
 )
 
 func (r Reason) String() string {
@@ -114,6 +152,14 @@ func (r Reason) String() string {
 		return "timed out"
 	case Abandoned:
 		return "abandoned"
+	case Unserved:
+		return "unserved"
+	case Rejected:
+		return "rejected"
+	case TooLarge:
+		return "too large"
+	case Failed:
+		return "failed"
 	}
 	return fmt.Sprintf("Reason(%d)", int(r))
 }
@@ -124,7 +170,7 @@ type Failure struct {
 	Reason Reason
 }
 
-// Errors of Submit and Push.
+// Errors of submitOne and push.
 var (
 	// ErrFull: the queues hold Config.Capacity waiting tasks.
 	ErrFull = errors.New("dispatch: the queue of waiting tasks is full")
@@ -151,6 +197,9 @@ type Config struct {
 	// ReplaceWait is how long the tasks of a function whose last worker
 	// left wait for a replacement (a restarting worker); 0 for not at all.
 	ReplaceWait time.Duration
+	// MaxResultBytes bounds the result payload bytes of one task; past it
+	// the task fails (TooLarge). 0 for no bound.
+	MaxResultBytes int
 }
 
 type worker struct {
@@ -220,8 +269,13 @@ type fnQueue struct {
 	servers int // connected workers that name the function
 }
 
-// originTasks links the waiting tasks of one origin.
-type originTasks struct{ head *Task }
+// originTasks links the waiting tasks of one origin, and whether the
+// caller watches the origin's end (kept while watched, even with no task).
+type originTasks struct {
+	head    *Task
+	single  bool // the origin stands for one message alone
+	watched bool
+}
 
 // Core is the dispatch state of one master.
 type Core struct {
@@ -239,12 +293,16 @@ type Core struct {
 	deadlines taskHeap // waiting tasks with a Deadline
 	timeouts  taskHeap // held tasks, by when TaskTimeout passes
 
-	ring []*worker
-	next int // ring index to try first
-	byID map[WorkerID]*worker
-	held int
+	ring  []*worker
+	rr    int // ring index to try first
+	byID  map[WorkerID]*worker
+	nheld int
 
 	requeued uint64
+	lastID   TaskID          // the last ID Submit gave a task
+	stopped  bool            // Stop: hand out no more tasks
+	warned   map[string]bool // functions reported Waiting since a worker last joined
+	rd       Ready           // the outputs of the steps since the last Advance
 }
 
 // New returns an empty core with cfg's bounds.
@@ -262,6 +320,7 @@ func New(cfg Config) *Core {
 		unserved:  map[*fnQueue]time.Time{},
 		recent:    map[string]time.Time{},
 		origins:   map[any]*originTasks{},
+		warned:    map[string]bool{},
 		byID:      map[WorkerID]*worker{},
 		deadlines: taskHeap{which: 0},
 		timeouts:  taskHeap{which: 1},
@@ -291,10 +350,10 @@ func (c *Core) tidy(q *fnQueue) {
 	}
 }
 
-// Join adds a worker that serves functions (every function when empty),
+// join adds a worker that serves functions (every function when empty),
 // with no credit yet. Joining twice with one id is an error. Tasks waiting
 // for a worker of those functions stop waiting for one.
-func (c *Core) Join(id WorkerID, functions []string) error {
+func (c *Core) join(id WorkerID, functions []string) error {
 	if c.byID[id] != nil {
 		return fmt.Errorf("dispatch: worker %d joined twice", id)
 	}
@@ -322,9 +381,9 @@ func (c *Core) Join(id WorkerID, functions []string) error {
 	return nil
 }
 
-// Grant adds n to a worker's credit, capped so that credit plus held tasks
+// grant adds n to a worker's credit, capped so that credit plus held tasks
 // stay within MaxCredit. It reports false for an unknown worker.
-func (c *Core) Grant(id WorkerID, n int) bool {
+func (c *Core) grant(id WorkerID, n int) bool {
 	w := c.byID[id]
 	if w == nil {
 		return false
@@ -335,20 +394,20 @@ func (c *Core) Grant(id WorkerID, n int) bool {
 	return true
 }
 
-// Submit queues a task at now. It fails with ErrFull when the queues are at
+// submitOne queues a task at now. It fails with ErrFull when the queues are at
 // capacity, ErrExpired when the task's deadline has passed, and ErrNoWorker
 // when no connected worker serves its function and the core does not wait.
-func (c *Core) Submit(t *Task, now time.Time) error {
+func (c *Core) submitOne(t *Task, now time.Time) error {
 	if c.waiting >= c.cfg.Capacity {
 		return ErrFull
 	}
-	return c.Push(t, now)
+	return c.push(t, now)
 }
 
-// Push is Submit without the capacity check: for the further tasks of a
-// message whose first task Submit accepted (a scatter), which are never
+// push is submitOne without the capacity check: for the further tasks of a
+// message whose first task was accepted (a scatter), which are never
 // refused half-way for room.
-func (c *Core) Push(t *Task, now time.Time) error {
+func (c *Core) push(t *Task, now time.Time) error {
 	if !t.Deadline.IsZero() && !now.Before(t.Deadline) {
 		return ErrExpired
 	}
@@ -372,7 +431,7 @@ func (c *Core) enqueued(q *fnQueue, t *Task) {
 	if t.Origin != nil {
 		o := c.origins[t.Origin]
 		if o == nil {
-			o = &originTasks{}
+			o = &originTasks{single: t.Message != nil && t.Message.Single}
 			c.origins[t.Origin] = o
 		}
 		t.oprev, t.onext = nil, o.head
@@ -402,7 +461,7 @@ func (c *Core) unqueue(t *Task) {
 			t.oprev.onext = t.onext
 		} else if o := c.origins[t.Origin]; o != nil {
 			o.head = t.onext
-			if o.head == nil {
+			if o.head == nil && !o.watched {
 				delete(c.origins, t.Origin)
 			}
 		}
@@ -459,18 +518,19 @@ func (c *Core) await(q *fnQueue, now time.Time, wait time.Duration) bool {
 	return true
 }
 
-// Room is how many more tasks Submit would accept now.
+// Room is how many more tasks may wait now: a message may be submitted
+// while it is above zero.
 func (c *Core) Room() int { return max(0, c.cfg.Capacity-c.waiting) }
 
-// Next hands out one task at now: the oldest waiting task among the
+// next hands out one task at now: the oldest waiting task among the
 // functions the next worker with credit serves, in round-robin order of the
 // workers. It reports false when no task can be handed out now.
-func (c *Core) Next(now time.Time) (WorkerID, *Task, bool) {
+func (c *Core) next(now time.Time) (WorkerID, *Task, bool) {
 	if c.waiting == 0 {
 		return 0, nil, false
 	}
 	for k := range c.ring {
-		i := (c.next + k) % len(c.ring)
+		i := (c.rr + k) % len(c.ring)
 		w := c.ring[i]
 		if w.credit == 0 {
 			continue
@@ -486,13 +546,13 @@ func (c *Core) Next(now time.Time) (WorkerID, *Task, bool) {
 		if t.Attempts > 0 {
 			w.suspects++
 		}
-		c.held++
+		c.nheld++
 		t.Attempts++
 		if c.cfg.TaskTimeout > 0 {
 			t.due = now.Add(c.cfg.TaskTimeout)
 			heap.Push(&c.timeouts, t)
 		}
-		c.next = (i + 1) % len(c.ring)
+		c.rr = (i + 1) % len(c.ring)
 		return w.id, t, true
 	}
 	return 0, nil, false
@@ -530,9 +590,9 @@ func (c *Core) oldestFor(w *worker) *Task {
 	return fresh
 }
 
-// Held returns the task if the worker holds it, else nil: results for a
+// holds returns the task if the worker holds it, else nil: results for a
 // task it does not hold are to be ignored.
-func (c *Core) Held(id WorkerID, task TaskID) *Task {
+func (c *Core) holds(id WorkerID, task TaskID) *Task {
 	if w := c.byID[id]; w != nil {
 		return w.held[task]
 	}
@@ -547,16 +607,16 @@ func (c *Core) release(t *Task) {
 		w.suspects--
 	}
 	t.holder = nil
-	c.held--
+	c.nheld--
 	if t.idx[1] >= 0 {
 		heap.Remove(&c.timeouts, t.idx[1])
 	}
 }
 
-// Done marks the task finished by the worker and returns it. It reports
+// done marks the task finished by the worker and returns it. It reports
 // false when the worker does not hold the task (a late duplicate).
-func (c *Core) Done(id WorkerID, task TaskID) (*Task, bool) {
-	t := c.Held(id, task)
+func (c *Core) done(id WorkerID, task TaskID) (*Task, bool) {
+	t := c.holds(id, task)
 	if t == nil {
 		return nil, false
 	}
@@ -564,13 +624,13 @@ func (c *Core) Done(id WorkerID, task TaskID) (*Task, bool) {
 	return t, true
 }
 
-// Leave removes a worker at now. The tasks it held go back to the front of
+// leave removes a worker at now. The tasks it held go back to the front of
 // their queues, except those already handed out MaxAttempts times
 // (Abandoned). A function nobody serves any more gets no worker: its
 // waiting and returned tasks fail with NoWorker, or wait for one for
 // Config.WaitForWorkers. Returned tasks may push the queues past their
 // capacity: they were accepted once and are never dropped for room.
-func (c *Core) Leave(id WorkerID, now time.Time) []Failure {
+func (c *Core) leave(id WorkerID, now time.Time) []Failure {
 	w := c.byID[id]
 	if w == nil {
 		return nil
@@ -579,14 +639,14 @@ func (c *Core) Leave(id WorkerID, now time.Time) []Failure {
 	for i, r := range c.ring {
 		if r == w {
 			c.ring = append(c.ring[:i], c.ring[i+1:]...)
-			if c.next > i {
-				c.next--
+			if c.rr > i {
+				c.rr--
 			}
 			break
 		}
 	}
-	if len(c.ring) == 0 || c.next >= len(c.ring) {
-		c.next = 0
+	if len(c.ring) == 0 || c.rr >= len(c.ring) {
+		c.rr = 0
 	}
 	var failed []Failure
 	held := make([]*Task, 0, len(w.held))
@@ -660,10 +720,10 @@ func (c *Core) failQueue(q *fnQueue, why Reason) []Failure {
 	return failed
 }
 
-// Cancel drops the waiting tasks of an origin and returns them. Tasks of
+// cancel drops the waiting tasks of an origin and returns them. Tasks of
 // the origin that workers hold are left to finish; their results are for
 // the caller to drop.
-func (c *Core) Cancel(origin any) []*Task {
+func (c *Core) cancel(origin any) []*Task {
 	o := c.origins[origin]
 	if o == nil {
 		return nil
@@ -678,11 +738,11 @@ func (c *Core) Cancel(origin any) []*Task {
 	return dropped
 }
 
-// Expire applies the passing of time up to now: waiting tasks past their
+// expire applies the passing of time up to now: waiting tasks past their
 // Deadline fail (Expired); tasks that waited for a worker as long as they
 // may fail (NoWorker); tasks held past Config.TaskTimeout
 // go to another worker, or fail (TimedOut) after MaxAttempts.
-func (c *Core) Expire(now time.Time) []Failure {
+func (c *Core) expire(now time.Time) []Failure {
 	var failed []Failure
 	for c.deadlines.Len() > 0 && !now.Before(c.deadlines.tasks[0].Deadline) {
 		t := c.deadlines.tasks[0]
@@ -713,9 +773,9 @@ func (c *Core) Expire(now time.Time) []Failure {
 	return failed
 }
 
-// NextDeadline is the earliest time at which Expire has something to do,
+// nextDeadline is the earliest time at which Expire has something to do,
 // and false when nothing waits on time.
-func (c *Core) NextDeadline() (time.Time, bool) {
+func (c *Core) nextDeadline() (time.Time, bool) {
 	var at time.Time
 	consider := func(t time.Time) {
 		if at.IsZero() || t.Before(at) {
@@ -774,7 +834,7 @@ func (c *Core) Requeued() uint64 { return c.requeued }
 func (c *Core) Queued() int { return c.waiting }
 
 // InFlight is the number of tasks workers hold.
-func (c *Core) InFlight() int { return c.held }
+func (c *Core) InFlight() int { return c.nheld }
 
 // Workers is the number of workers that have joined and not left.
 func (c *Core) Workers() int { return len(c.ring) }
