@@ -83,8 +83,8 @@ type WorkerSummary struct {
 	Functions []string
 }
 
-// Roster is the workers connected now, by name.
-func (d *Dispatcher) Roster() []WorkerSummary {
+// workerList is the workers connected now, by name.
+func (d *Dispatcher) workerList() []WorkerSummary {
 	if r := d.roster.Load(); r != nil {
 		return *r
 	}
@@ -202,12 +202,12 @@ func (d *Dispatcher) Workers() int { return int(d.workers.Load()) }
 // Queued is the number of tasks waiting for a worker.
 func (d *Dispatcher) Queued() int { return int(d.queued.Load()) }
 
-// InFlight is the number of tasks held by workers, not yet done.
-func (d *Dispatcher) InFlight() int { return int(d.inflight.Load()) }
+// heldTasks is the number of tasks held by workers, not yet done.
+func (d *Dispatcher) heldTasks() int { return int(d.inflight.Load()) }
 
-// Redelivered is the number of tasks put back in the queue, for another
+// redeliveries is the number of tasks put back in the queue, for another
 // worker, because the worker holding them left or took too long.
-func (d *Dispatcher) Redelivered() uint64 { return d.redelivered.Load() }
+func (d *Dispatcher) redeliveries() uint64 { return d.redelivered.Load() }
 
 type eventKind int
 

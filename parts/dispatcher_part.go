@@ -34,7 +34,7 @@ func (d *Dispatcher) RegisterServices(r Registrar) {
 func (d *Dispatcher) Describe(desc *Description) {
 	desc.Gauge("workers_connected", "Workers connected now.", d.Workers)
 	desc.Gauge("tasks_queued", "Tasks waiting for a worker.", d.Queued)
-	desc.Gauge("tasks_in_flight", "Tasks held by workers, not yet done.", d.InFlight)
-	desc.Counter("tasks_redelivered", "Tasks handed to another worker after the one holding them left.", d.Redelivered)
-	desc.Workers = d.Roster
+	desc.Gauge("tasks_in_flight", "Tasks held by workers, not yet done.", d.heldTasks)
+	desc.Counter("tasks_redelivered", "Tasks handed to another worker after the one holding them left.", d.redeliveries)
+	desc.Workers = d.workerList
 }

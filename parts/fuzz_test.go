@@ -347,7 +347,7 @@ func FuzzRouting(f *testing.F) {
 		case len(got) != 0:
 			t.Fatalf("Stream: %v; want no reply", got)
 		}
-		if n := gw.InFlight(); n != 0 {
+		if n := gw.holding(); n != 0 {
 			t.Fatalf("%d messages still in flight", n)
 		}
 	})

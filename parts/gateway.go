@@ -147,8 +147,8 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	}
 }
 
-// InFlight is the number of messages taken and not yet finished.
-func (g *Gateway) InFlight() int { return int(g.inflight.Load()) }
+// holding is the number of messages taken and not yet finished.
+func (g *Gateway) holding() int { return int(g.inflight.Load()) }
 
 var errDraining = status.Error(codes.Unavailable, "the server is shutting down; send to another server or retry later")
 

@@ -32,7 +32,7 @@ func (g *Gateway) RegisterServices(r Registrar) {
 
 // Describe notes the gateway's windows.
 func (g *Gateway) Describe(d *Description) {
-	d.Gauge("gateway_in_flight", "Messages taken from clients and not yet finished.", g.InFlight)
+	d.Gauge("gateway_in_flight", "Messages taken from clients and not yet finished.", g.holding)
 }
 
 // Prepare takes the component's name, message size limit, dial options
@@ -111,9 +111,9 @@ func (g *Gather) Prepare(env Env) error {
 // they did not get.
 func (p *Topics) Describe(d *Description) {
 	d.Gauge("subscribers", "Subscriptions open now.", p.Subscribers)
-	d.Gauge("subscriber_queue_messages", "Messages waiting in the subscribers' queues.", p.Queued)
-	d.Counter("published_dropped", "Messages published that reached no subscriber.", p.Dropped)
-	d.Counter("slow_subscribers_cut", "Subscriptions cut because they did not read for the slow subscriber timeout.", p.SlowCut)
+	d.Gauge("subscriber_queue_messages", "Messages waiting in the subscribers' queues.", p.queuedCount)
+	d.Counter("published_dropped", "Messages published that reached no subscriber.", p.droppedCount)
+	d.Counter("slow_subscribers_cut", "Subscriptions cut because they did not read for the slow subscriber timeout.", p.slowCutCount)
 }
 
 // RegisterServices serves the publisher as the component's

@@ -254,21 +254,13 @@ func NewTopicsWith(cfg TopicsConfig) *Topics {
 	}
 }
 
-// Dropped is the number of messages published that reached no subscriber:
+// droppedCount is the number of messages published that reached no subscriber:
 // nobody subscribed to their topic, or the subscriber left before they were
 // sent to it.
-func (p *Topics) Dropped() uint64 { return p.dropped.Load() }
+func (p *Topics) droppedCount() uint64 { return p.dropped.Load() }
 
-// SlowCut is the number of subscriptions cut for not reading.
-func (p *Topics) SlowCut() uint64 { return p.slowCut.Load() }
-
-// Stalled reports whether a publication waits now for a subscriber that has
-// not read for half the slow subscriber timeout.
-func (p *Topics) Stalled() bool {
-	p.stallMu.Lock()
-	defer p.stallMu.Unlock()
-	return p.stalled > 0
-}
+// slowCutCount is the number of subscriptions cut for not reading.
+func (p *Topics) slowCutCount() uint64 { return p.slowCut.Load() }
 
 // Subscribers is the number of subscriptions open now.
 func (p *Topics) Subscribers() int {
@@ -277,8 +269,8 @@ func (p *Topics) Subscribers() int {
 	return len(p.members)
 }
 
-// Queued is the number of messages waiting in the subscribers' queues.
-func (p *Topics) Queued() int {
+// queuedCount is the number of messages waiting in the subscribers' queues.
+func (p *Topics) queuedCount() int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	n := 0
@@ -296,8 +288,8 @@ func (p *Topics) Close() { p.closeOnce.Do(func() { close(p.closing) }) }
 
 var errClosing = status.Error(codes.Unavailable, "the publisher is shutting down; subscribe again later")
 
-// Instance identifies this publisher; see SubscribeResponse.instance.
-func (p *Topics) Instance() string { return p.instance }
+// instanceID identifies this publisher; see SubscribeResponse.instance.
+func (p *Topics) instanceID() string { return p.instance }
 
 // lost counts a message under topic that reached nobody. The first loss
 // under a topic is logged as a warning: a stage that never subscribed, or a

@@ -87,10 +87,10 @@ func TestConfirmationAfterRegistration(t *testing.T) {
 	if len(got) != 1 || got[0] != "t:at the confirmation" {
 		t.Fatalf("the subscriber received %q; want only the message published when its confirmation arrived (the subscription was not registered before its confirmation was sent)", got)
 	}
-	if p.Dropped() != 1 {
-		t.Errorf("dropped %d; want 1, the message published before anyone subscribed", p.Dropped())
+	if p.droppedCount() != 1 {
+		t.Errorf("dropped %d; want 1, the message published before anyone subscribed", p.droppedCount())
 	}
-	if p.Subscribers() != 0 || p.Queued() != 0 {
-		t.Errorf("after Subscribe returned: %d subscribers, %d queued; want none", p.Subscribers(), p.Queued())
+	if p.Subscribers() != 0 || p.queuedCount() != 0 {
+		t.Errorf("after Subscribe returned: %d subscribers, %d queued; want none", p.Subscribers(), p.queuedCount())
 	}
 }

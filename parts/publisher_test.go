@@ -66,8 +66,8 @@ func TestSubscribeThenPublish(t *testing.T) {
 			t.Fatalf("round %d: %v", round, got)
 		}
 	}
-	if p.Dropped() != 200 {
-		t.Fatalf("dropped %d; want the 200 messages nobody subscribed to", p.Dropped())
+	if p.droppedCount() != 200 {
+		t.Fatalf("dropped %d; want the 200 messages nobody subscribed to", p.droppedCount())
 	}
 }
 
@@ -147,7 +147,7 @@ func TestConfirmationCounts(t *testing.T) {
 		return first, sub, stop
 	}
 	first, _, stop := confirm("a")
-	if first.Instance != p.Instance() || first.Instance == "" || first.Published["a"] != 0 {
+	if first.Instance != p.instanceID() || first.Instance == "" || first.Published["a"] != 0 {
 		t.Fatalf("first confirmation %v", first)
 	}
 	for range 2 {
@@ -168,7 +168,7 @@ func TestConfirmationCounts(t *testing.T) {
 	}
 	// Nobody heard b, nor the three under a, nor (most likely) the two
 	// queued for the first subscriber when it left: at least 4 dropped.
-	if d := p.Dropped(); d < 4 || d > 6 {
+	if d := p.droppedCount(); d < 4 || d > 6 {
 		t.Errorf("Dropped() = %d, want 4 to 6", d)
 	}
 }
