@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/drain"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -61,13 +62,10 @@ type Gateway struct {
 	slowClient  time.Duration
 	logger      hclog.Logger
 
-	ready    chan struct{} // closed when Run has the link
-	link     *Link
-	runCtx   context.Context
-	inflight atomic.Int64
-	draining atomic.Bool
-	idleOnce sync.Once
-	idle     chan struct{} // closed when draining and nothing is in flight
+	ready  chan struct{} // closed when Run has the link
+	link   *Link
+	runCtx context.Context
+	gate   *drain.Gate // the messages taken and not finished
 }
 
 // GatewayConfig configures a Gateway.
@@ -118,7 +116,7 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 		slowClient:  cfg.SlowClient,
 		logger:      l,
 		ready:       make(chan struct{}),
-		idle:        make(chan struct{}),
+		gate:        drain.New(),
 	}
 }
 
@@ -134,42 +132,22 @@ func (g *Gateway) Run(ctx context.Context, link *Link) error {
 // Drain stops the gateway taking new messages (they are refused with
 // Unavailable) and waits until every message already taken is finished, or
 // ctx ends. Streams then end with Unavailable once their replies are sent.
-func (g *Gateway) Drain(ctx context.Context) error {
-	g.draining.Store(true)
-	if g.inflight.Load() == 0 {
-		g.idleOnce.Do(func() { close(g.idle) })
-	}
-	select {
-	case <-g.idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (g *Gateway) Drain(ctx context.Context) error { return g.gate.Drain(ctx) }
 
 // InFlight is the number of messages taken and not yet finished.
-func (g *Gateway) InFlight() int { return int(g.inflight.Load()) }
+func (g *Gateway) InFlight() int { return int(g.gate.Held()) }
 
 var errDraining = status.Error(codes.Unavailable, "the server is shutting down; send to another server or retry later")
 
 // take counts a message in; it fails when the gateway is draining.
 func (g *Gateway) take() error {
-	g.inflight.Add(1)
-	if g.draining.Load() {
-		g.release(1)
+	if !g.gate.Enter() {
 		return errDraining
 	}
 	return nil
 }
 
-func (g *Gateway) release(n int64) {
-	if n == 0 {
-		return
-	}
-	if g.inflight.Add(-n) == 0 && g.draining.Load() {
-		g.idleOnce.Do(func() { close(g.idle) })
-	}
-}
+func (g *Gateway) release(n int64) { g.gate.Leave(n) }
 
 // wait blocks until Run has started, or ctx ends.
 func (g *Gateway) wait(ctx context.Context) error {
@@ -564,7 +542,7 @@ func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 			}
 			return errDraining
 		}
-		idle := g.idle
+		idle := g.gate.Idle()
 		if draining {
 			idle = nil
 		}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/drain"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -123,7 +124,7 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 		cfg:     cfg,
 		check:   route.Check{Server: cfg.Name, MaxPayload: cfg.MaxPayload, Known: cfg.Known},
 		logger:  l,
-		origin:  &detached{idle: make(chan struct{})},
+		origin:  &detached{gate: drain.New()},
 		stop:    cancel,
 		stopped: ctx,
 	}, nil
@@ -169,17 +170,7 @@ func (s *Subscriber) Run(ctx context.Context, link *Link) error {
 // this stage as dropped.
 func (s *Subscriber) Drain(ctx context.Context) error {
 	s.stop()
-	o := s.origin
-	o.draining.Store(true)
-	if o.inflight.Load() == 0 {
-		o.idleOnce.Do(func() { close(o.idle) })
-	}
-	select {
-	case <-o.idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.origin.gate.Drain(ctx)
 }
 
 // follow keeps a subscription to u until ctx ends.
@@ -299,7 +290,7 @@ func (s *Subscriber) admit(ctx context.Context, link *Link, m *palmv1.PalmMessag
 		return nil
 	}
 	o := s.origin
-	o.inflight.Add(1)
+	o.gate.Hold(1) // what the upstream sent is finished, even while draining
 	e := Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Done: true}
 	if m.GetError() != nil {
 		return o.send(ctx, link, s.cfg.Refused, e)
@@ -321,11 +312,8 @@ func (s *Subscriber) admit(ctx context.Context, link *Link, m *palmv1.PalmMessag
 // detached is the Origin of every message a Subscriber receives: it counts
 // them until they are finished.
 type detached struct {
-	ctx      context.Context
-	inflight atomic.Int64
-	draining atomic.Bool
-	idleOnce sync.Once
-	idle     chan struct{}
+	ctx  context.Context
+	gate *drain.Gate
 }
 
 func (o *detached) Context() context.Context { return o.ctx }
@@ -339,11 +327,7 @@ func (o *detached) Deliver(_ context.Context, e Envelope) error {
 	return nil
 }
 
-func (o *detached) release() {
-	if o.inflight.Add(-1) == 0 && o.draining.Load() {
-		o.idleOnce.Do(func() { close(o.idle) })
-	}
-}
+func (o *detached) release() { o.gate.Leave(1) }
 
 // send sends e to the part named to ("" for the link's route), releasing
 // it when it cannot be sent.
