@@ -15,6 +15,7 @@ import (
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/drain"
+	"github.com/gopalm/palm/internal/pack"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -32,11 +33,9 @@ const DefaultWindowBytes = 32 << 20
 // stream whose client does not read before the stream is cut.
 const DefaultSlowClient = 10 * time.Second
 
-// maxBatch is the most replies and completions packed in one StreamResponse.
-const maxBatch = 256
-
-// maxBatchBytes bounds the payload bytes packed in one StreamResponse.
-const maxBatchBytes = 1 << 20
+// maxBatch is the most items packed in one Send of the parts' streams.
+// Only dispatcher.go still names it; the rest name pack.MaxMessages.
+const maxBatch = pack.MaxMessages
 
 // Gateway is the inbound part that serves palm.v1.GatewayService: clients
 // call Eval or open a Stream, and every message that passes the door check
@@ -561,7 +560,7 @@ func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 			return streamEnd(ctx)
 		}
 		for {
-			batch = o.out.take(batch[:0], maxBatch)
+			batch = o.out.take(batch[:0], pack.MaxMessages)
 			if len(batch) == 0 {
 				break
 			}
@@ -601,7 +600,7 @@ func streamEnd(ctx context.Context) error {
 // outLimit times the window is the most items a stream's queue holds.
 const outLimit = 64
 
-// sendBatch packs the items into responses of at most maxBatchBytes of
+// sendBatch packs the items into responses of at most pack.MaxBytes of
 // payload and sends them. It returns how many completions it sent, and how
 // many of those were counted in the gateway's in-flight total.
 func (g *Gateway) sendBatch(stream palmv1.GatewayService_StreamServer, resp *palmv1.StreamResponse, items []item) (released, accepted int64, err error) {
@@ -621,7 +620,7 @@ func (g *Gateway) sendBatch(stream palmv1.GatewayService_StreamServer, resp *pal
 	}
 	for _, it := range items {
 		if it.msg != nil {
-			if bytes > 0 && bytes+len(it.msg.GetPayload()) > maxBatchBytes {
+			if bytes > 0 && bytes+len(it.msg.GetPayload()) > pack.MaxBytes {
 				if err := flush(); err != nil {
 					return released, accepted, err
 				}

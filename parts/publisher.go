@@ -16,6 +16,7 @@ import (
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/caller"
+	"github.com/gopalm/palm/internal/pack"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -572,7 +573,7 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 func (p *Topics) send(s *subscriber, stream palmv1.PublisherService_SubscribeServer) error {
 	resp := &palmv1.SubscribeResponse{}
 	closing := p.closing
-	batch := make([]queued, 0, maxBatch)
+	batch := make([]queued, 0, pack.MaxMessages)
 	for {
 		select {
 		case <-s.ended:
@@ -588,7 +589,7 @@ func (p *Topics) send(s *subscriber, stream palmv1.PublisherService_SubscribeSer
 		case q := <-s.ch:
 			s.touch()
 			batch = append(batch[:0], q)
-			for len(batch) < maxBatch {
+			for len(batch) < pack.MaxMessages {
 				select {
 				case q := <-s.ch:
 					batch = append(batch, q)
