@@ -588,16 +588,7 @@ func (p *Topics) send(s *subscriber, stream palmv1.PublisherService_SubscribeSer
 			continue
 		case q := <-s.ch:
 			s.touch()
-			batch = append(batch[:0], q)
-			for len(batch) < pack.MaxMessages {
-				select {
-				case q := <-s.ch:
-					batch = append(batch, q)
-					continue
-				default:
-				}
-				break
-			}
+			batch = pack.Fill(append(batch[:0], q), s.ch, pack.MaxMessages)
 			resp.Publications = resp.Publications[:0]
 			for _, q := range batch {
 				resp.Publications = append(resp.Publications, q.pub)

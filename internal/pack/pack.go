@@ -26,3 +26,34 @@ func Fits(count, total, size, maxCount, maxBytes int) bool {
 	}
 	return count < maxCount && total+size <= maxBytes
 }
+
+// Take receives the values ch holds now, without waiting, calling f with
+// each, until it has taken max values, f returns false or ch has none
+// ready (or is closed). It returns how many it took. The caller has
+// usually waited for the first value itself, in a select with its other
+// cases: Take gathers what came with it.
+func Take[T any](ch <-chan T, max int, f func(T) bool) int {
+	n := 0
+	for n < max {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				return n
+			}
+			n++
+			if !f(v) {
+				return n
+			}
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// Fill appends to buf the values ch holds now, without waiting, until buf
+// holds max values or ch has none ready; see Take.
+func Fill[T any](buf []T, ch <-chan T, max int) []T {
+	Take(ch, max-len(buf), func(v T) bool { buf = append(buf, v); return true })
+	return buf
+}

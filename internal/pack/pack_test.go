@@ -27,3 +27,50 @@ func TestFits(t *testing.T) {
 		})
 	}
 }
+
+func TestTake(t *testing.T) {
+	ch := make(chan int, 10)
+	for i := range 5 {
+		ch <- i
+	}
+	var got []int
+	if n := Take(ch, 3, func(v int) bool { got = append(got, v); return true }); n != 3 || len(got) != 3 || got[2] != 2 {
+		t.Fatalf("Take(max 3) = %d, %v; want 3, [0 1 2]", n, got)
+	}
+	got = got[:0]
+	if n := Take(ch, 10, func(v int) bool { got = append(got, v); return v != 3 }); n != 1 || got[0] != 3 {
+		t.Fatalf("Take stopping at 3 = %d, %v; want 1, [3]", n, got)
+	}
+	if n := Take(ch, 10, func(int) bool { return true }); n != 1 {
+		t.Fatalf("Take of the last value = %d; want 1", n)
+	}
+	if n := Take(ch, 10, func(int) bool { t.Error("f called on an empty channel"); return true }); n != 0 {
+		t.Fatalf("Take of an empty channel = %d; want 0, without waiting", n)
+	}
+	ch <- 7
+	close(ch)
+	if n := Take(ch, 10, func(int) bool { return true }); n != 1 {
+		t.Fatalf("Take of a closed channel holding one = %d; want 1", n)
+	}
+	if n := Take(ch, 0, func(int) bool { return true }); n != 0 {
+		t.Fatalf("Take(max 0) = %d; want 0", n)
+	}
+}
+
+func TestFill(t *testing.T) {
+	ch := make(chan string, 4)
+	ch <- "b"
+	ch <- "c"
+	ch <- "d"
+	buf := Fill([]string{"a"}, ch, 3)
+	if len(buf) != 3 || buf[0] != "a" || buf[2] != "c" {
+		t.Fatalf("Fill = %v; want [a b c]", buf)
+	}
+	buf = Fill(buf[:0], ch, 3)
+	if len(buf) != 1 || buf[0] != "d" {
+		t.Fatalf("Fill of what is left = %v; want [d]", buf)
+	}
+	if buf = Fill(buf, ch, 1); len(buf) != 1 {
+		t.Fatalf("Fill of a full buffer = %v; want it unchanged", buf)
+	}
+}
