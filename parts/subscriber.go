@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/backoff"
 	"github.com/gopalm/palm/internal/drain"
 	"github.com/gopalm/palm/internal/route"
 )
@@ -176,33 +176,24 @@ func (s *Subscriber) Drain(ctx context.Context) error {
 // follow keeps a subscription to u until ctx ends.
 func (s *Subscriber) follow(ctx context.Context, link *Link, u Upstream, pub palmv1.PublisherServiceClient) {
 	l := s.logger.With("upstream", u.Address, "topic", u.Topic)
-	var (
-		last     tally
-		delay    = s.cfg.BackoffMin
-		failures int
-	)
+	var last tally
+	b := backoff.New(s.cfg.BackoffMin, s.cfg.BackoffMax)
 	for ctx.Err() == nil {
 		confirmed, err := s.subscribe(ctx, link, u, pub, l, &last)
 		if ctx.Err() != nil {
 			return
 		}
 		if confirmed {
-			delay, failures = s.cfg.BackoffMin, 0
+			b.Reset()
 		}
-		failures++
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := b.Fail()
 		level := hclog.Debug
-		if failures == 1 {
+		if b.Failures() == 1 {
 			level = hclog.Warn
 		}
 		l.Log(level, "subscription broke; subscribing again", "error", err, "retry_in", wait)
-		delay = min(2*delay, s.cfg.BackoffMax)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }

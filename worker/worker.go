@@ -7,7 +7,6 @@ import (
 	"iter"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
@@ -19,10 +18,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
+	grpcbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/backoff"
 	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/kv"
 )
@@ -315,8 +315,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	dispatch := palmv1.NewDispatchServiceClient(conn)
 	led := w.newLedger()
-	delay := w.set.backoffMin
-	failures := 0
+	b := backoff.New(w.set.backoffMin, w.set.backoffMax)
 	w.logger.Info("connecting to the master", "address", w.address, "credit", w.creditName(), "concurrency", w.set.concurrency)
 	for {
 		welcomed, err := w.session(ctx, dispatch, led)
@@ -324,28 +323,22 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.logger.Info("stopped", "completed", led.completed)
 			return nil
 		}
+		var wait time.Duration
 		if welcomed {
-			delay, failures = w.set.backoffMin, 0
-		}
-		wait := delay/2 + rand.N(delay/2+1)
-		if !welcomed {
-			failures++
+			b.Reset()
+			wait = b.Wait()
+			w.logger.Debug("connecting again", "address", w.address, "retry_in", wait)
+		} else {
+			wait = b.Fail()
 			level := hclog.Debug
-			if failures == 1 {
+			if b.Failures() == 1 {
 				level = hclog.Warn
 			}
-			w.logger.Log(level, "cannot reach the master; trying again", "address", w.address, "error", err, "retry_in", wait, "attempts", failures)
-			delay = min(2*delay, w.set.backoffMax)
-		} else {
-			w.logger.Debug("connecting again", "address", w.address, "retry_in", wait)
+			w.logger.Log(level, "cannot reach the master; trying again", "address", w.address, "error", err, "retry_in", wait, "attempts", b.Failures())
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			w.logger.Info("stopped", "completed", led.completed)
 			return nil
-		case <-t.C:
 		}
 	}
 }
@@ -375,7 +368,7 @@ func (w *Worker) dialOptions() []grpc.DialOption {
 		// connection underneath, so that a master that comes back is
 		// found within the worker's bound rather than gRPC's (120 s).
 		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: w.set.backoffMin, Multiplier: 2, Jitter: 0.2, MaxDelay: w.set.backoffMax},
+			Backoff:           grpcbackoff.Config{BaseDelay: w.set.backoffMin, Multiplier: 2, Jitter: 0.2, MaxDelay: w.set.backoffMax},
 			MinConnectTimeout: 20 * time.Second,
 		}),
 	)
