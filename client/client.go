@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -19,6 +17,7 @@ import (
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/names"
 	"github.com/gopalm/palm/internal/reach"
 	"github.com/gopalm/palm/internal/route"
 	"github.com/gopalm/palm/kv"
@@ -153,8 +152,8 @@ type Client struct {
 // returns an error naming the problem for an invalid argument or option,
 // including an option meant for another kind of component.
 func New(server, address string, opts ...palm.Option) (*Client, error) {
-	if err := validName("server name", server); err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	if err := names.Component("server", server); err != nil {
+		return nil, fmt.Errorf("client: invalid server name %q: %w", server, err)
 	}
 	if address == "" {
 		return nil, errors.New("client: the address is empty")
@@ -166,7 +165,7 @@ func New(server, address string, opts ...palm.Option) (*Client, error) {
 	}
 	var prefix string
 	if s.hasSession {
-		if err := validName("session name", s.session); err != nil {
+		if err := names.Component("session", s.session); err != nil {
 			return nil, fmt.Errorf("client: Session(%q): %w", s.session, err)
 		}
 		prefix = s.session + "."
@@ -383,22 +382,6 @@ func (c *Client) checkFunction(function string) (string, error) {
 func (c *Client) payloadTooLarge(n int) error {
 	return status.Errorf(codes.ResourceExhausted,
 		"payload is %d bytes; the limit is %d bytes (palm.WithMaxMessageSize); not sent", n, c.max)
-}
-
-// validName checks a server or session name: non-empty UTF-8 with no dot
-// and no white space.
-func validName(what, name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("the %s is empty", what)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("the %s %q is not valid UTF-8", what, name)
-	case strings.Contains(name, "."):
-		return fmt.Errorf("the %s %q contains a dot; names may not", what, name)
-	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
-		return fmt.Errorf("the %s %q contains white space; names may not", what, name)
-	}
-	return nil
 }
 
 // newID returns 128 random bits from crypto/rand as 32 hex digits.

@@ -17,6 +17,7 @@ import (
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/assemble"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/names"
 	"github.com/gopalm/palm/kv"
 	"github.com/gopalm/palm/parts"
 )
@@ -184,8 +185,8 @@ func New(name string, opts ...palm.Option) (*Master, error) {
 }
 
 func newMaster(kind, name string, opts []palm.Option) (*Master, error) {
-	if name == "" || strings.ContainsAny(name, ". \t\n") {
-		return nil, fmt.Errorf("master: invalid name %q: it must be non-empty, with no dots or spaces", name)
+	if err := names.Component(strings.ToLower(kind), name); err != nil {
+		return nil, fmt.Errorf("master: invalid name %q: %w", name, err)
 	}
 	cfg := config.New(opts)
 	var st settings

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -16,8 +15,8 @@ import (
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/caller"
+	"github.com/gopalm/palm/internal/names"
 	"github.com/gopalm/palm/internal/pack"
-	"github.com/gopalm/palm/internal/route"
 )
 
 // DefaultSubscriberQueue is the number of messages waiting for one
@@ -472,8 +471,8 @@ func checkTopics(topics []string) error {
 		return status.Errorf(codes.InvalidArgument, "a subscription names %d topics; the limit is %d", len(topics), MaxTopics)
 	}
 	for _, t := range topics {
-		if t == "" || len(t) > route.MaxIDLen || !utf8.ValidString(t) {
-			return status.Errorf(codes.InvalidArgument, "topic %q: a topic is non-empty UTF-8 of at most %d bytes", truncate(t, 64), route.MaxIDLen)
+		if err := names.Topic(t); err != nil {
+			return status.Errorf(codes.InvalidArgument, "topic %q: %v", truncate(t, 64), err)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/names"
 	"github.com/gopalm/palm/kv"
 )
 
@@ -42,8 +43,8 @@ func newCore(kind, name string, opts []palm.Option) (*core, error) {
 }
 
 func checkName(what, name string) error {
-	if name == "" || strings.ContainsAny(name, ". \t\n") {
-		return fmt.Errorf("pipeline: invalid %s name %q: it must be non-empty, with no dots or spaces", what, name)
+	if err := names.Component(what, name); err != nil {
+		return fmt.Errorf("pipeline: invalid %s name %q: %w", what, name, err)
 	}
 	return nil
 }
@@ -64,8 +65,8 @@ func (c *core) Cache() kv.Store { return c.settings.store }
 // as net/http's ServeMux does for such programming errors. Functions may be
 // registered at any time, also while serving.
 func (c *core) Handle(function string, h palm.Handler) {
-	if err := checkName("function", function); err != nil {
-		panic(err)
+	if err := names.Function(function); err != nil {
+		panic(fmt.Sprintf("pipeline: invalid function name %q: %v", function, err))
 	}
 	if h == nil {
 		panic(fmt.Sprintf("pipeline: nil handler for function %q", function))

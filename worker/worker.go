@@ -10,11 +10,9 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -24,6 +22,7 @@ import (
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/backoff"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/names"
 	"github.com/gopalm/palm/kv"
 )
 
@@ -141,12 +140,10 @@ type entry struct {
 // argument or option, including an option meant for another kind of
 // component.
 func New(name, address string, opts ...palm.Option) (*Worker, error) {
-	switch {
-	case name == "":
-		return nil, errors.New("worker: the name is empty")
-	case !utf8.ValidString(name):
-		return nil, fmt.Errorf("worker: the name %q is not valid UTF-8", name)
-	case address == "":
+	if err := names.Worker(name); err != nil {
+		return nil, fmt.Errorf("worker: invalid name %q: %w", name, err)
+	}
+	if address == "" {
 		return nil, errors.New("worker: the master's address is empty")
 	}
 	cfg := config.New(opts)
@@ -230,8 +227,8 @@ func (w *Worker) HandleMuxFunc(function string, f func(ctx context.Context, payl
 }
 
 func (w *Worker) register(function string, e entry) {
-	if function == "" || !utf8.ValidString(function) || strings.ContainsAny(function, ". \t\n\r\v\f") {
-		panic(fmt.Sprintf("worker: invalid function name %q: it must be non-empty UTF-8, with no dots or white space", function))
+	if err := names.Function(function); err != nil {
+		panic(fmt.Sprintf("worker: invalid function name %q: %v", function, err))
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
