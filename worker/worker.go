@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
 	"math"
 	"runtime"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 	"github.com/gopalm/palm/internal/backoff"
 	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/internal/names"
+	"github.com/gopalm/palm/internal/registry"
 	"github.com/gopalm/palm/kv"
 )
 
@@ -110,8 +108,7 @@ type Worker struct {
 	set     settings
 	logger  hclog.Logger
 
-	mu       sync.Mutex // serializes registration
-	handlers atomic.Pointer[map[string]entry]
+	handlers *registry.Registry[entry]
 	started  atomic.Bool
 	cache    atomic.Pointer[cacheClient] // set while Run runs
 }
@@ -176,7 +173,7 @@ func New(name, address string, opts ...palm.Option) (*Worker, error) {
 		s.credit = 0 // adaptive
 	}
 	w := &Worker{name: name, address: address, cfg: cfg, set: s, logger: cfg.NamedLogger(name)}
-	w.handlers.Store(&map[string]entry{})
+	w.handlers = registry.New[entry]("worker")
 	return w, nil
 }
 
@@ -226,30 +223,12 @@ func (w *Worker) HandleMuxFunc(function string, f func(ctx context.Context, payl
 	w.HandleMux(function, MuxHandlerFunc(f))
 }
 
-func (w *Worker) register(function string, e entry) {
-	if err := names.Function(function); err != nil {
-		panic(fmt.Sprintf("worker: invalid function name %q: %v", function, err))
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	old := *w.handlers.Load()
-	if _, ok := old[function]; ok {
-		panic(fmt.Sprintf("worker: function %q registered twice", function))
-	}
-	m := maps.Clone(old)
-	m[function] = e
-	w.handlers.Store(&m)
-}
+func (w *Worker) register(function string, e entry) { w.handlers.Add(function, e) }
 
-func (w *Worker) lookup(function string) (entry, bool) {
-	e, ok := (*w.handlers.Load())[function]
-	return e, ok
-}
+func (w *Worker) lookup(function string) (entry, bool) { return w.handlers.Lookup(function) }
 
 // functions returns the names of the registered functions, sorted.
-func (w *Worker) functions() []string {
-	return slices.Sorted(maps.Keys(*w.handlers.Load()))
-}
+func (w *Worker) functions() []string { return w.handlers.Names() }
 
 // Run connects to the master and works until ctx ends, or until the worker
 // has completed as many tasks as Messages allows; then it returns nil.
@@ -296,7 +275,7 @@ func (w *Worker) functions() []string {
 // registered, when it was called before, or when the address cannot be
 // parsed as a gRPC target. It may be called once.
 func (w *Worker) Run(ctx context.Context) error {
-	if len(*w.handlers.Load()) == 0 {
+	if w.handlers.Len() == 0 {
 		return fmt.Errorf("worker %s: no function registered; register functions with Handle or HandleMux before Run", w.name)
 	}
 	if !w.started.CompareAndSwap(false, true) {
