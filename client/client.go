@@ -353,16 +353,12 @@ func (e *MessageError) Unwrap() error { return e.Err }
 // function, and no step of a pipeline's (a guess would name a step that
 // did not fail).
 func replyError(seq uint64, function string, e *palmv1.Error) *MessageError {
-	code := codes.Code(e.GetCode())
-	if code == codes.OK || code > codes.Unauthenticated {
-		code = codes.Unknown // an error reply is never a success, nor an unknown code
-	}
 	if f := e.GetFunction(); f != "" {
 		function = f
 	} else if strings.Contains(function, " ") {
 		function = ""
 	}
-	return &MessageError{Sequence: seq, Function: function, Err: status.Error(code, e.GetMessage())}
+	return &MessageError{Sequence: seq, Function: function, Err: status.Error(route.Code(e), e.GetMessage())}
 }
 
 // checkFunction validates a `function` field and returns its first step.

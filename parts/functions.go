@@ -117,9 +117,6 @@ func invoke(ctx context.Context, h palm.Handler, m *palmv1.PalmMessage, step Ste
 	payload, err = h.Handle(ctx, m)
 	if err != nil {
 		logger.Error("user function gave an error", "function", step.String(), "error", fmt.Sprintf("%+v", err))
-		if _, ok := status.FromError(err); !ok {
-			err = status.Error(codes.Unknown, err.Error())
-		}
 	}
 	return payload, err
 }
