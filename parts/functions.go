@@ -46,27 +46,20 @@ func (f *Functions) Run(ctx context.Context, link *Link) error {
 	if n <= 0 {
 		n = 1
 	}
-	logger := f.Logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
+	logger := orQuiet(f.Logger)
 	var wg sync.WaitGroup
 	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
-				select {
-				case <-ctx.Done():
+				e, ok := next(ctx, link)
+				if !ok {
 					return
-				case e := <-link.Inbox():
-					out := f.call(e, logger)
-					if err := link.Send(ctx, out); err != nil {
-						return
-					}
+				}
+				if err := link.Send(ctx, f.call(e, logger)); err != nil {
+					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return nil

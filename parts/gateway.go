@@ -98,10 +98,6 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 	if w <= 0 {
 		w = DefaultWindow
 	}
-	l := cfg.Logger
-	if l == nil {
-		l = quiet
-	}
 	if cfg.WindowBytes <= 0 {
 		cfg.WindowBytes = DefaultWindowBytes
 	}
@@ -113,7 +109,7 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 		window:      w,
 		windowBytes: cfg.WindowBytes,
 		slowClient:  cfg.SlowClient,
-		logger:      l,
+		logger:      orQuiet(cfg.Logger),
 		ready:       make(chan struct{}),
 		gate:        drain.New(),
 	}

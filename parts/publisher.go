@@ -232,9 +232,7 @@ func NewTopicsWith(cfg TopicsConfig) *Topics {
 	if cfg.SlowSubscriberTimeout <= 0 {
 		cfg.SlowSubscriberTimeout = DefaultSlowSubscriberTimeout
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = quiet
-	}
+	cfg.Logger = orQuiet(cfg.Logger)
 	if cfg.InTransit <= 0 {
 		cfg.InTransit = DefaultInTransit
 	}

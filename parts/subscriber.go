@@ -115,15 +115,11 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 		return nil, errors.New("parts: a subscriber needs a part for refused messages")
 	}
 	cfg.BackoffMin, cfg.BackoffMax = backoffBounds(cfg.BackoffMin, cfg.BackoffMax)
-	l := cfg.Logger
-	if l == nil {
-		l = quiet
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		cfg:     cfg,
 		check:   route.Check{Server: cfg.Name, MaxPayload: cfg.MaxPayload, Known: cfg.Known},
-		logger:  l,
+		logger:  orQuiet(cfg.Logger),
 		origin:  &detached{gate: drain.New()},
 		stop:    cancel,
 		stopped: ctx,
