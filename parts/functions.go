@@ -89,12 +89,12 @@ func (f *Functions) call(e Envelope, logger hclog.Logger) Envelope {
 	}
 	out.Step = step
 	if err != nil {
-		out.Msg = derive(e.Msg, nil)
+		out.Msg = palm.ChangePayload(e.Msg, nil)
 		out.Msg.Error = route.ErrorOf(err, step)
 		return out
 	}
 	if payload != nil {
-		out.Msg = derive(e.Msg, payload)
+		out.Msg = palm.ChangePayload(e.Msg, payload)
 	}
 	return out
 }
@@ -117,15 +117,8 @@ func invoke(ctx context.Context, h palm.Handler, m *palmv1.PalmMessage, step Ste
 // Step is a parsed `server.function` step.
 type Step = route.Step
 
-// derive returns a new message carrying m's routing fields and payload.
+// derive returns a new message carrying m's routing fields and payload;
+// it is palm.ChangePayload, under the name dispatcher.go calls it by.
 func derive(m *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage {
-	return &palmv1.PalmMessage{
-		Pipeline: m.GetPipeline(),
-		Client:   m.GetClient(),
-		Stage:    m.GetStage(),
-		Function: m.GetFunction(),
-		Cache:    m.GetCache(),
-		Payload:  payload,
-		Sequence: m.GetSequence(),
-	}
+	return palm.ChangePayload(m, payload)
 }
