@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/pack"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -29,7 +30,7 @@ import (
 //   - The sender is the only goroutine that calls Send and CloseSend: it
 //     packs the queued messages, and the sequences of calls whose context
 //     ended (StreamRequest.cancel, so that the server drops their work),
-//     into requests of at most maxBatchCount messages and maxBatchBytes.
+//     into requests of at most pack.MaxMessages messages and pack.MaxBytes.
 //   - The receiver is the only one that calls Recv: it keeps each call's
 //     first reply (and first error reply), and on its completion wakes its
 //     Eval and frees its place. When the stream ends, every call whose
@@ -296,7 +297,7 @@ func (s *callStream) send(ctx context.Context) {
 			n, total := 0, 0
 			for n < len(rest) {
 				size := len(rest[n].Payload) + len(rest[n].Function) + len(rest[n].Pipeline) + len(rest[n].Client) + messageOverhead
-				if !batchFits(n, total, size, maxBatchCount, min(maxBatchBytes, s.cs.c.max)) {
+				if !pack.Fits(n, total, size, pack.MaxMessages, min(pack.MaxBytes, s.cs.c.max)) {
 					break
 				}
 				n++

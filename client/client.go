@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
@@ -18,6 +16,7 @@ import (
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/names"
 	"github.com/gopalm/palm/internal/reach"
 	"github.com/gopalm/palm/internal/route"
 	"github.com/gopalm/palm/kv"
@@ -159,8 +158,8 @@ type Client struct {
 // SubAddress and WaitForServer. New returns an error naming the problem
 // for an invalid argument or option value.
 func New(server, address string, opts ...Option) (*Client, error) {
-	if err := validName("server name", server); err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	if err := names.Component("server", server); err != nil {
+		return nil, fmt.Errorf("client: invalid server name %q: %w", server, err)
 	}
 	if address == "" {
 		return nil, errors.New("client: the address is empty")
@@ -172,7 +171,7 @@ func New(server, address string, opts ...Option) (*Client, error) {
 	}
 	var prefix string
 	if s.hasSession {
-		if err := validName("session name", s.session); err != nil {
+		if err := names.Component("session", s.session); err != nil {
 			return nil, fmt.Errorf("client: Session(%q): %w", s.session, err)
 		}
 		prefix = s.session + "."
@@ -360,16 +359,12 @@ func (e *MessageError) Unwrap() error { return e.Err }
 // function, and no step of a pipeline's (a guess would name a step that
 // did not fail).
 func replyError(seq uint64, function string, e *palmv1.Error) *MessageError {
-	code := codes.Code(e.GetCode())
-	if code == codes.OK || code > codes.Unauthenticated {
-		code = codes.Unknown // an error reply is never a success, nor an unknown code
-	}
 	if f := e.GetFunction(); f != "" {
 		function = f
 	} else if strings.Contains(function, " ") {
 		function = ""
 	}
-	return &MessageError{Sequence: seq, Function: function, Err: status.Error(code, e.GetMessage())}
+	return &MessageError{Sequence: seq, Function: function, Err: status.Error(route.Code(e), e.GetMessage())}
 }
 
 // checkFunction validates a `function` field and returns its first step.
@@ -389,22 +384,6 @@ func (c *Client) checkFunction(function string) (string, error) {
 func (c *Client) payloadTooLarge(n int) error {
 	return status.Errorf(codes.ResourceExhausted,
 		"payload is %d bytes; the limit is %d bytes (palm.WithMaxMessageSize); not sent", n, c.max)
-}
-
-// validName checks a server or session name: non-empty UTF-8 with no dot
-// and no white space.
-func validName(what, name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("the %s is empty", what)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("the %s %q is not valid UTF-8", what, name)
-	case strings.Contains(name, "."):
-		return fmt.Errorf("the %s %q contains a dot; names may not", what, name)
-	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
-		return fmt.Errorf("the %s %q contains white space; names may not", what, name)
-	}
-	return nil
 }
 
 // newID returns 128 random bits from crypto/rand as 32 hex digits.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/pack"
 )
 
 // This file is the client side of palm.v1.GatewayService.Stream: one Job is
@@ -48,9 +49,6 @@ import (
 // be reported while no reply is on its way.
 
 const (
-	// maxBatchCount and maxBatchBytes bound one StreamRequest.
-	maxBatchCount = 64
-	maxBatchBytes = 1 << 20
 	// messageOverhead estimates the bytes a PalmMessage adds to its fields.
 	messageOverhead = 32
 
@@ -157,7 +155,7 @@ func (c *Client) Job(ctx context.Context, function string, payloads iter.Seq[[]b
 			cache:     s.cache,
 			pipeline:  newID(),
 			limit:     s.messages,
-			budget:    min(maxBatchBytes, c.max),
+			budget:    min(pack.MaxBytes, c.max),
 			inflight:  newInflight(),
 			room:      make(chan struct{}, 1),
 			payloads:  make(chan []byte, pullQueue),
@@ -349,7 +347,7 @@ func (j *job) send(ctx context.Context, stream palmv1.GatewayService_StreamClien
 			}
 			size := len(carry.Payload) + len(carry.Function) + len(carry.Cache) +
 				len(carry.Pipeline) + len(carry.Client) + messageOverhead
-			if !batchFits(len(batch), total, size, maxBatchCount, j.budget) || (len(batch) > 0 && j.full()) {
+			if !pack.Fits(len(batch), total, size, pack.MaxMessages, j.budget) || (len(batch) > 0 && j.full()) {
 				break
 			}
 			if len(batch) == 0 && !j.waitForRoom(ctx) {

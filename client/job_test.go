@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/gopalm/palm"
+	"github.com/gopalm/palm/internal/pack"
 )
 
 // numbered yields "m1", "m2", ... "m<n>", with special payloads at the
@@ -96,8 +97,8 @@ func TestJobThousand(t *testing.T) {
 				i, m, i+1, pipeline, c.id)
 		}
 	}
-	if g.maxBatch > maxBatchCount {
-		t.Errorf("a StreamRequest carried %d messages; want at most %d", g.maxBatch, maxBatchCount)
+	if g.maxBatch > pack.MaxMessages {
+		t.Errorf("a StreamRequest carried %d messages; want at most %d", g.maxBatch, pack.MaxMessages)
 	}
 	t.Logf("%d messages in %d StreamRequests", len(g.streamed), g.requests)
 }

@@ -30,14 +30,3 @@ func (w *inflight) complete(seqs []uint64) int {
 
 // len returns the number of unfinished messages.
 func (w *inflight) len() int { return len(w.open) }
-
-// batchFits reports whether a message of size bytes may join a batch that
-// already holds count messages of total bytes, under limits of maxCount
-// messages and maxBytes bytes. A lone message always fits: the payload
-// limit, not the batch limit, decides whether a message can be sent at all.
-func batchFits(count, total, size, maxCount, maxBytes int) bool {
-	if count == 0 {
-		return true
-	}
-	return count < maxCount && total+size <= maxBytes
-}

@@ -32,27 +32,3 @@ func TestInflight(t *testing.T) {
 		})
 	}
 }
-
-func TestBatchFits(t *testing.T) {
-	tests := []struct {
-		name               string
-		count, total, size int
-		maxCount, maxBytes int
-		want               bool
-	}{
-		{"first always fits", 0, 0, 5000, 64, 1000, true},
-		{"room", 3, 300, 100, 64, 1000, true},
-		{"exactly full bytes", 3, 900, 100, 64, 1000, true},
-		{"over bytes", 3, 901, 100, 64, 1000, false},
-		{"count full", 64, 640, 10, 64, 1 << 20, false},
-		{"one below count", 63, 630, 10, 64, 1 << 20, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := batchFits(tt.count, tt.total, tt.size, tt.maxCount, tt.maxBytes); got != tt.want {
-				t.Errorf("batchFits(%d, %d, %d, %d, %d) = %v; want %v",
-					tt.count, tt.total, tt.size, tt.maxCount, tt.maxBytes, got, tt.want)
-			}
-		})
-	}
-}

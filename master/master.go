@@ -13,6 +13,7 @@ import (
 	"github.com/gopalm/palm/compose"
 	"github.com/gopalm/palm/internal/assemble"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/names"
 	"github.com/gopalm/palm/kv"
 	"github.com/gopalm/palm/parts"
 )
@@ -48,8 +49,8 @@ func New(name string, opts ...Option) (*Master, error) {
 }
 
 func newMaster[O config.Option](kind, name string, opts []O) (*Master, error) {
-	if name == "" || strings.ContainsAny(name, ". \t\n") {
-		return nil, fmt.Errorf("master: invalid name %q: it must be non-empty, with no dots or spaces", name)
+	if err := names.Component(strings.ToLower(kind), name); err != nil {
+		return nil, fmt.Errorf("master: invalid name %q: %w", name, err)
 	}
 	var st settings
 	cfg, err := config.Apply(opts, &st)

@@ -46,27 +46,20 @@ func (f *Functions) Run(ctx context.Context, link *Link) error {
 	if n <= 0 {
 		n = 1
 	}
-	logger := f.Logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
+	logger := orQuiet(f.Logger)
 	var wg sync.WaitGroup
 	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
-				select {
-				case <-ctx.Done():
+				e, ok := next(ctx, link)
+				if !ok {
 					return
-				case e := <-link.Inbox():
-					out := f.call(e, logger)
-					if err := link.Send(ctx, out); err != nil {
-						return
-					}
+				}
+				if err := link.Send(ctx, f.call(e, logger)); err != nil {
+					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return nil
@@ -96,12 +89,12 @@ func (f *Functions) call(e Envelope, logger hclog.Logger) Envelope {
 	}
 	out.Step = step
 	if err != nil {
-		out.Msg = derive(e.Msg, nil)
+		out.Msg = palm.ChangePayload(e.Msg, nil)
 		out.Msg.Error = route.ErrorOf(err, step)
 		return out
 	}
 	if payload != nil {
-		out.Msg = derive(e.Msg, payload)
+		out.Msg = palm.ChangePayload(e.Msg, payload)
 	}
 	return out
 }
@@ -117,9 +110,6 @@ func invoke(ctx context.Context, h palm.Handler, m *palmv1.PalmMessage, step Ste
 	payload, err = h.Handle(ctx, m)
 	if err != nil {
 		logger.Error("user function gave an error", "function", step.String(), "error", fmt.Sprintf("%+v", err))
-		if _, ok := status.FromError(err); !ok {
-			err = status.Error(codes.Unknown, err.Error())
-		}
 	}
 	return payload, err
 }
@@ -128,15 +118,8 @@ func invoke(ctx context.Context, h palm.Handler, m *palmv1.PalmMessage, step Ste
 // component (Envelope.Step).
 type Step = palm.Step
 
-// derive returns a new message carrying m's routing fields and payload.
+// derive returns a new message carrying m's routing fields and payload;
+// it is palm.ChangePayload, under the name dispatcher.go calls it by.
 func derive(m *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage {
-	return &palmv1.PalmMessage{
-		Pipeline: m.GetPipeline(),
-		Client:   m.GetClient(),
-		Stage:    m.GetStage(),
-		Function: m.GetFunction(),
-		Cache:    m.GetCache(),
-		Payload:  payload,
-		Sequence: m.GetSequence(),
-	}
+	return palm.ChangePayload(m, payload)
 }

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/drain"
+	"github.com/gopalm/palm/internal/pack"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -31,11 +33,9 @@ const DefaultWindowBytes = 32 << 20
 // stream whose client does not read before the stream is cut.
 const DefaultSlowClient = 10 * time.Second
 
-// maxBatch is the most replies and completions packed in one StreamResponse.
-const maxBatch = 256
-
-// maxBatchBytes bounds the payload bytes packed in one StreamResponse.
-const maxBatchBytes = 1 << 20
+// maxBatch is the most items packed in one Send of the parts' streams.
+// Only dispatcher.go still names it; the rest name pack.MaxMessages.
+const maxBatch = pack.MaxMessages
 
 // Gateway is the inbound part that serves palm.v1.GatewayService: clients
 // call Eval or open a Stream, and every message that passes the door check
@@ -61,13 +61,10 @@ type Gateway struct {
 	slowClient  time.Duration
 	logger      hclog.Logger
 
-	ready    chan struct{} // closed when Run has the link
-	link     *Link
-	runCtx   context.Context
-	inflight atomic.Int64
-	draining atomic.Bool
-	idleOnce sync.Once
-	idle     chan struct{} // closed when draining and nothing is in flight
+	ready  chan struct{} // closed when Run has the link
+	link   *Link
+	runCtx context.Context
+	gate   *drain.Gate // the messages taken and not finished
 }
 
 // GatewayConfig configures a Gateway.
@@ -101,10 +98,6 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 	if w <= 0 {
 		w = DefaultWindow
 	}
-	l := cfg.Logger
-	if l == nil {
-		l = quiet
-	}
 	if cfg.WindowBytes <= 0 {
 		cfg.WindowBytes = DefaultWindowBytes
 	}
@@ -116,9 +109,9 @@ func NewGateway(cfg GatewayConfig) *Gateway {
 		window:      w,
 		windowBytes: cfg.WindowBytes,
 		slowClient:  cfg.SlowClient,
-		logger:      l,
+		logger:      orQuiet(cfg.Logger),
 		ready:       make(chan struct{}),
-		idle:        make(chan struct{}),
+		gate:        drain.New(),
 	}
 }
 
@@ -134,42 +127,22 @@ func (g *Gateway) Run(ctx context.Context, link *Link) error {
 // Drain stops the gateway taking new messages (they are refused with
 // Unavailable) and waits until every message already taken is finished, or
 // ctx ends. Streams then end with Unavailable once their replies are sent.
-func (g *Gateway) Drain(ctx context.Context) error {
-	g.draining.Store(true)
-	if g.inflight.Load() == 0 {
-		g.idleOnce.Do(func() { close(g.idle) })
-	}
-	select {
-	case <-g.idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (g *Gateway) Drain(ctx context.Context) error { return g.gate.Drain(ctx) }
 
 // holding is the number of messages taken and not yet finished.
-func (g *Gateway) holding() int { return int(g.inflight.Load()) }
+func (g *Gateway) holding() int { return int(g.gate.Held()) }
 
 var errDraining = status.Error(codes.Unavailable, "the server is shutting down; send to another server or retry later")
 
 // take counts a message in; it fails when the gateway is draining.
 func (g *Gateway) take() error {
-	g.inflight.Add(1)
-	if g.draining.Load() {
-		g.release(1)
+	if !g.gate.Enter() {
 		return errDraining
 	}
 	return nil
 }
 
-func (g *Gateway) release(n int64) {
-	if n == 0 {
-		return
-	}
-	if g.inflight.Add(-n) == 0 && g.draining.Load() {
-		g.idleOnce.Do(func() { close(g.idle) })
-	}
-}
+func (g *Gateway) release(n int64) { g.gate.Leave(n) }
 
 // wait blocks until Run has started, or ctx ends.
 func (g *Gateway) wait(ctx context.Context) error {
@@ -564,7 +537,7 @@ func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 			}
 			return errDraining
 		}
-		idle := g.idle
+		idle := g.gate.Idle()
 		if draining {
 			idle = nil
 		}
@@ -583,7 +556,7 @@ func (g *Gateway) Stream(stream palmv1.GatewayService_StreamServer) error {
 			return streamEnd(ctx)
 		}
 		for {
-			batch = o.out.take(batch[:0], maxBatch)
+			batch = o.out.take(batch[:0], pack.MaxMessages)
 			if len(batch) == 0 {
 				break
 			}
@@ -623,7 +596,7 @@ func streamEnd(ctx context.Context) error {
 // outLimit times the window is the most items a stream's queue holds.
 const outLimit = 64
 
-// sendBatch packs the items into responses of at most maxBatchBytes of
+// sendBatch packs the items into responses of at most pack.MaxBytes of
 // payload and sends them. It returns how many completions it sent, and how
 // many of those were counted in the gateway's in-flight total.
 func (g *Gateway) sendBatch(stream palmv1.GatewayService_StreamServer, resp *palmv1.StreamResponse, items []item) (released, accepted int64, err error) {
@@ -643,7 +616,7 @@ func (g *Gateway) sendBatch(stream palmv1.GatewayService_StreamServer, resp *pal
 	}
 	for _, it := range items {
 		if it.msg != nil {
-			if bytes > 0 && bytes+len(it.msg.GetPayload()) > maxBatchBytes {
+			if bytes > 0 && bytes+len(it.msg.GetPayload()) > pack.MaxBytes {
 				if err := flush(); err != nil {
 					return released, accepted, err
 				}

@@ -25,16 +25,11 @@ type Gather struct {
 
 // Run gathers until ctx ends.
 func (g *Gather) Run(ctx context.Context, link *Link) error {
-	logger := g.Logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
+	logger := orQuiet(g.Logger)
 	for {
-		var e Envelope
-		select {
-		case <-ctx.Done():
+		e, ok := next(ctx, link)
+		if !ok {
 			return nil
-		case e = <-link.Inbox():
 		}
 		if e.Msg == nil || e.Msg.GetError() != nil {
 			if err := link.Send(ctx, e); err != nil {

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -16,7 +15,8 @@ import (
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/caller"
-	"github.com/gopalm/palm/internal/route"
+	"github.com/gopalm/palm/internal/names"
+	"github.com/gopalm/palm/internal/pack"
 )
 
 // DefaultSubscriberQueue is the number of messages waiting for one
@@ -232,9 +232,7 @@ func NewTopicsWith(cfg TopicsConfig) *Topics {
 	if cfg.SlowSubscriberTimeout <= 0 {
 		cfg.SlowSubscriberTimeout = DefaultSlowSubscriberTimeout
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = quiet
-	}
+	cfg.Logger = orQuiet(cfg.Logger)
 	if cfg.InTransit <= 0 {
 		cfg.InTransit = DefaultInTransit
 	}
@@ -463,8 +461,8 @@ func checkTopics(topics []string) error {
 		return status.Errorf(codes.InvalidArgument, "a subscription names %d topics; the limit is %d", len(topics), MaxTopics)
 	}
 	for _, t := range topics {
-		if t == "" || len(t) > route.MaxIDLen || !utf8.ValidString(t) {
-			return status.Errorf(codes.InvalidArgument, "topic %q: a topic is non-empty UTF-8 of at most %d bytes", truncate(t, 64), route.MaxIDLen)
+		if err := names.Topic(t); err != nil {
+			return status.Errorf(codes.InvalidArgument, "topic %q: %v", truncate(t, 64), err)
 		}
 	}
 	return nil
@@ -564,7 +562,7 @@ func (p *Topics) Subscribe(req *palmv1.SubscribeRequest, stream palmv1.Publisher
 func (p *Topics) send(s *subscriber, stream palmv1.PublisherService_SubscribeServer) error {
 	resp := &palmv1.SubscribeResponse{}
 	closing := p.closing
-	batch := make([]queued, 0, maxBatch)
+	batch := make([]queued, 0, pack.MaxMessages)
 	for {
 		select {
 		case <-s.ended:
@@ -579,16 +577,7 @@ func (p *Topics) send(s *subscriber, stream palmv1.PublisherService_SubscribeSer
 			continue
 		case q := <-s.ch:
 			s.touch()
-			batch = append(batch[:0], q)
-			for len(batch) < maxBatch {
-				select {
-				case q := <-s.ch:
-					batch = append(batch, q)
-					continue
-				default:
-				}
-				break
-			}
+			batch = pack.Fill(append(batch[:0], q), s.ch, pack.MaxMessages)
 			resp.Publications = resp.Publications[:0]
 			for _, q := range batch {
 				resp.Publications = append(resp.Publications, q.pub)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"math"
 	"sync"
 	"time"
 
@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/backoff"
+	"github.com/gopalm/palm/internal/pack"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -105,11 +107,7 @@ func NewPush(cfg PushConfig) (*Push, error) {
 		cfg.WindowBytes = DefaultWindowBytes
 	}
 	cfg.BackoffMin, cfg.BackoffMax = backoffBounds(cfg.BackoffMin, cfg.BackoffMax)
-	l := cfg.Logger
-	if l == nil {
-		l = quiet
-	}
-	return &Push{cfg: cfg, logger: l, out: map[uint64]*pushed{}, flights: map[flightKey]*flight{}, freed: make(chan struct{}, 1)}, nil
+	return &Push{cfg: cfg, logger: orQuiet(cfg.Logger), out: map[uint64]*pushed{}, flights: map[flightKey]*flight{}, freed: make(chan struct{}, 1)}, nil
 }
 
 // Prepare takes the component's dial options and logger where p has none.
@@ -142,7 +140,7 @@ func (p *Push) Run(ctx context.Context, link *Link) error {
 	}
 	defer conn.Close()
 	gw := palmv1.NewGatewayServiceClient(conn)
-	delay := p.cfg.BackoffMin
+	b := backoff.New(p.cfg.BackoffMin, p.cfg.BackoffMax)
 	for ctx.Err() == nil {
 		began := time.Now()
 		err := p.session(ctx, link, gw)
@@ -150,11 +148,11 @@ func (p *Push) Run(ctx context.Context, link *Link) error {
 			return nil
 		}
 		if time.Since(began) > p.cfg.BackoffMax {
-			delay = p.cfg.BackoffMin
+			b.Reset() // it had been open a while: start again from the minimum
 		}
-		p.logger.Warn("the stream to the gateway broke; messages are answered Unavailable until it is open again", "error", err, "retry_in", delay)
-		p.refuseFor(ctx, link, delay, err)
-		delay = min(2*delay, p.cfg.BackoffMax)
+		wait := b.Fail()
+		p.logger.Warn("the stream to the gateway broke; messages are answered Unavailable until it is open again", "error", err, "retry_in", wait)
+		p.refuseFor(ctx, link, wait, err)
 	}
 	return nil
 }
@@ -197,14 +195,12 @@ func (p *Push) send(ctx context.Context, link *Link, stream palmv1.GatewayServic
 			return ctx.Err()
 		}
 		batch, size := p.take(ctx, link, e, nil, 0)
-		for len(batch) < maxPushBatch && size < maxPushBytes && p.hasRoom() {
-			select {
-			case e = <-link.Inbox():
+		more := func() bool { return len(batch) < pack.MaxMessages && size < pack.MaxBytes && p.hasRoom() }
+		if more() {
+			pack.Take(link.Inbox(), math.MaxInt, func(e Envelope) bool {
 				batch, size = p.take(ctx, link, e, batch, size)
-				continue
-			default:
-			}
-			break
+				return more()
+			})
 		}
 		if len(batch) == 0 {
 			continue
@@ -218,12 +214,6 @@ func (p *Push) send(ctx context.Context, link *Link, stream palmv1.GatewayServic
 // errReceiveEnded stops the sender when the receiver has ended: the
 // receiver's error is the stream's.
 var errReceiveEnded = errors.New("the stream's receiver ended")
-
-// Bounds of one request on the stream.
-const (
-	maxPushBatch = 64
-	maxPushBytes = 1 << 20
-)
 
 // take registers e and adds what it forwards to batch; a completion, a
 // message whose origin has gone and one with no next step are answered
@@ -398,7 +388,6 @@ func (p *Push) unavailable(cause error, what string) error {
 // refuseFor answers the messages taken in the next d Unavailable, as the
 // gateway cannot be reached.
 func (p *Push) refuseFor(ctx context.Context, link *Link, d time.Duration, cause error) {
-	d += time.Duration(rand.Int64N(int64(d)/5 + 1))
 	t := time.NewTimer(d)
 	defer t.Stop()
 	err := p.unavailable(cause, "it cannot be reached now")

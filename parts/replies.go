@@ -90,16 +90,11 @@ func (r *Replies) Run(ctx context.Context, link *Link) error {
 	if handle == nil {
 		handle = ToClient
 	}
-	logger := r.Logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
+	logger := orQuiet(r.Logger)
 	for {
-		var e Envelope
-		select {
-		case <-ctx.Done():
+		e, ok := next(ctx, link)
+		if !ok {
 			return nil
-		case e = <-link.Inbox():
 		}
 		out := Envelope{Origin: e.Origin, Sequence: e.Sequence, Done: e.Done}
 		_, detached := e.Origin.(Detached)

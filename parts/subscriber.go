@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/backoff"
+	"github.com/gopalm/palm/internal/drain"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -114,16 +115,12 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 		return nil, errors.New("parts: a subscriber needs a part for refused messages")
 	}
 	cfg.BackoffMin, cfg.BackoffMax = backoffBounds(cfg.BackoffMin, cfg.BackoffMax)
-	l := cfg.Logger
-	if l == nil {
-		l = quiet
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscriber{
 		cfg:     cfg,
 		check:   route.Check{Server: cfg.Name, MaxPayload: cfg.MaxPayload, Known: cfg.Known},
-		logger:  l,
-		origin:  &detached{idle: make(chan struct{})},
+		logger:  orQuiet(cfg.Logger),
+		origin:  &detached{gate: drain.New()},
 		stop:    cancel,
 		stopped: ctx,
 	}, nil
@@ -169,49 +166,30 @@ func (s *Subscriber) Run(ctx context.Context, link *Link) error {
 // this stage as dropped.
 func (s *Subscriber) Drain(ctx context.Context) error {
 	s.stop()
-	o := s.origin
-	o.draining.Store(true)
-	if o.inflight.Load() == 0 {
-		o.idleOnce.Do(func() { close(o.idle) })
-	}
-	select {
-	case <-o.idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.origin.gate.Drain(ctx)
 }
 
 // follow keeps a subscription to u until ctx ends.
 func (s *Subscriber) follow(ctx context.Context, link *Link, u Upstream, pub palmv1.PublisherServiceClient) {
 	l := s.logger.With("upstream", u.Address, "topic", u.Topic)
-	var (
-		last     tally
-		delay    = s.cfg.BackoffMin
-		failures int
-	)
+	var last tally
+	b := backoff.New(s.cfg.BackoffMin, s.cfg.BackoffMax)
 	for ctx.Err() == nil {
 		confirmed, err := s.subscribe(ctx, link, u, pub, l, &last)
 		if ctx.Err() != nil {
 			return
 		}
 		if confirmed {
-			delay, failures = s.cfg.BackoffMin, 0
+			b.Reset()
 		}
-		failures++
-		wait := delay/2 + rand.N(delay/2+1)
+		wait := b.Fail()
 		level := hclog.Debug
-		if failures == 1 {
+		if b.Failures() == 1 {
 			level = hclog.Warn
 		}
 		l.Log(level, "subscription broke; subscribing again", "error", err, "retry_in", wait)
-		delay = min(2*delay, s.cfg.BackoffMax)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }
@@ -299,7 +277,7 @@ func (s *Subscriber) admit(ctx context.Context, link *Link, m *palmv1.PalmMessag
 		return nil
 	}
 	o := s.origin
-	o.inflight.Add(1)
+	o.gate.Hold(1) // what the upstream sent is finished, even while draining
 	e := Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Done: true}
 	if m.GetError() != nil {
 		return o.send(ctx, link, s.cfg.Refused, e)
@@ -321,11 +299,8 @@ func (s *Subscriber) admit(ctx context.Context, link *Link, m *palmv1.PalmMessag
 // detached is the Origin of every message a Subscriber receives: it counts
 // them until they are finished.
 type detached struct {
-	ctx      context.Context
-	inflight atomic.Int64
-	draining atomic.Bool
-	idleOnce sync.Once
-	idle     chan struct{}
+	ctx  context.Context
+	gate *drain.Gate
 }
 
 func (o *detached) Context() context.Context { return o.ctx }
@@ -339,11 +314,7 @@ func (o *detached) Deliver(_ context.Context, e Envelope) error {
 	return nil
 }
 
-func (o *detached) release() {
-	if o.inflight.Add(-1) == 0 && o.draining.Load() {
-		o.idleOnce.Do(func() { close(o.idle) })
-	}
-}
+func (o *detached) release() { o.gate.Leave(1) }
 
 // send sends e to the part named to ("" for the link's route), releasing
 // it when it cannot be sent.

@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/names"
+	"github.com/gopalm/palm/internal/registry"
 	"github.com/gopalm/palm/kv"
 )
 
@@ -23,8 +24,7 @@ type core struct {
 	settings settings
 	logger   hclog.Logger
 
-	mu       sync.Mutex // serializes Handle
-	handlers atomic.Pointer[map[string]palm.Handler]
+	handlers *registry.Registry[palm.Handler]
 	served   atomic.Bool
 }
 
@@ -36,14 +36,13 @@ func newCore[O config.Option](kind, name string, opts []O) (*core, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &core{kind: kind, name: name, cfg: cfg, settings: st, logger: cfg.NamedLogger(name)}
-	c.handlers.Store(&map[string]palm.Handler{})
+	c := &core{kind: kind, name: name, cfg: cfg, settings: st, logger: cfg.NamedLogger(name), handlers: registry.New[palm.Handler]("pipeline")}
 	return c, nil
 }
 
 func checkName(what, name string) error {
-	if name == "" || strings.ContainsAny(name, ". \t\n") {
-		return fmt.Errorf("pipeline: invalid %s name %q: it must be non-empty, with no dots or spaces", what, name)
+	if err := names.Component(what, name); err != nil {
+		return fmt.Errorf("pipeline: invalid %s name %q: %w", what, name, err)
 	}
 	return nil
 }
@@ -63,45 +62,17 @@ func (c *core) Cache() kv.Store { return c.settings.store }
 // is empty or holds a dot or a space, if h is nil, or if the name is taken,
 // as net/http's ServeMux does for such programming errors. Functions may be
 // registered at any time, also while serving.
-func (c *core) Handle(function string, h palm.Handler) {
-	if err := checkName("function", function); err != nil {
-		panic(err)
-	}
-	if h == nil {
-		panic(fmt.Sprintf("pipeline: nil handler for function %q", function))
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.handlers.Load()
-	if _, ok := old[function]; ok {
-		panic(fmt.Sprintf("pipeline: function %q registered twice", function))
-	}
-	m := make(map[string]palm.Handler, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[function] = h
-	c.handlers.Store(&m)
-}
+func (c *core) Handle(function string, h palm.Handler) { c.handlers.Add(function, h) }
 
 // HandleFunc registers f as the function named function; see Handle.
 func (c *core) HandleFunc(function string, f func(ctx context.Context, payload []byte) ([]byte, error)) {
 	c.Handle(function, palm.HandlerFunc(f))
 }
 
-func (c *core) lookup(function string) (palm.Handler, bool) {
-	h, ok := (*c.handlers.Load())[function]
-	return h, ok
-}
+func (c *core) lookup(function string) (palm.Handler, bool) { return c.handlers.Lookup(function) }
 
-// names lists the functions registered.
-func (c *core) names() []string {
-	var names []string
-	for f := range *c.handlers.Load() {
-		names = append(names, f)
-	}
-	return names
-}
+// names lists the functions registered, sorted.
+func (c *core) names() []string { return c.handlers.Names() }
 
 func (c *core) known(function string) bool {
 	_, ok := c.lookup(function)

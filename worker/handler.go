@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"iter"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -47,9 +46,6 @@ type MuxHandlerFunc func(ctx context.Context, payload []byte) iter.Seq2[[]byte, 
 func (f MuxHandlerFunc) HandleMux(ctx context.Context, msg *palmv1.PalmMessage) iter.Seq2[[]byte, error] {
 	return f(ctx, msg.GetPayload())
 }
-
-// maxErrorLen bounds the message of a task's error, in bytes.
-const maxErrorLen = 16 << 10
 
 // runTask runs one task, which arrived at arrived, and emits its results
 // and its done. ctx is the session's: cancelled when the stream breaks.
@@ -103,7 +99,7 @@ func (s *session) runTask(ctx context.Context, t *palmv1.Task, arrived time.Time
 		done = &palmv1.TaskDone{TaskId: id}
 	}
 	if err != nil {
-		done.Error = errorOf(err, step)
+		done.Error = route.ErrorOf(err, step)
 	}
 	end := time.Now()
 	if s.emit(output{result: last, size: resultSize(last), done: done, end: end, took: end.Sub(start)}) && s.log.IsDebug() {
@@ -177,25 +173,6 @@ func (s *session) checkSize(payload []byte) error {
 			"the function's result is %d bytes; the limit is %d bytes (palm.WithMaxMessageSize)", len(payload), max)
 	}
 	return nil
-}
-
-// errorOf is the Error a failed task reports: the error's gRPC code
-// (Unknown when it has none) and its message, made valid UTF-8 (or the
-// stream could not carry it) and cut to maxErrorLen bytes.
-func errorOf(err error, step route.Step) *palmv1.Error {
-	e := route.ErrorOf(err, step)
-	if e.Code == uint32(codes.OK) {
-		e.Code = uint32(codes.Unknown) // an error is never a success
-	}
-	if step == (route.Step{}) {
-		e.Function = ""
-	}
-	msg := strings.ToValidUTF8(e.GetMessage(), "\uFFFD")
-	if len(msg) > maxErrorLen {
-		msg = strings.ToValidUTF8(msg[:maxErrorLen], "") + "…"
-	}
-	e.Message = msg
-	return e
 }
 
 // resultSize bounds the encoded size of a result that carries only a

@@ -5,25 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
 	"math"
-	"math/rand/v2"
 	"runtime"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
+	grpcbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/backoff"
 	"github.com/gopalm/palm/internal/config"
+	"github.com/gopalm/palm/internal/names"
+	"github.com/gopalm/palm/internal/registry"
 	"github.com/gopalm/palm/kv"
 )
 
@@ -121,8 +118,7 @@ type Worker struct {
 	set     settings
 	logger  hclog.Logger
 
-	mu       sync.Mutex // serializes registration
-	handlers atomic.Pointer[map[string]entry]
+	handlers *registry.Registry[entry]
 	started  atomic.Bool
 	cache    atomic.Pointer[cacheClient] // set while Run runs
 }
@@ -150,12 +146,10 @@ type entry struct {
 // palm.WithLogLevel. New returns an error naming the problem for an invalid
 // argument or option value.
 func New(name, address string, opts ...Option) (*Worker, error) {
-	switch {
-	case name == "":
-		return nil, errors.New("worker: the name is empty")
-	case !utf8.ValidString(name):
-		return nil, fmt.Errorf("worker: the name %q is not valid UTF-8", name)
-	case address == "":
+	if err := names.Worker(name); err != nil {
+		return nil, fmt.Errorf("worker: invalid name %q: %w", name, err)
+	}
+	if address == "" {
 		return nil, errors.New("worker: the master's address is empty")
 	}
 	s := settings{
@@ -188,7 +182,7 @@ func New(name, address string, opts ...Option) (*Worker, error) {
 		s.credit = 0 // adaptive
 	}
 	w := &Worker{name: name, address: address, cfg: cfg, set: s, logger: cfg.NamedLogger(name)}
-	w.handlers.Store(&map[string]entry{})
+	w.handlers = registry.New[entry]("worker")
 	return w, nil
 }
 
@@ -238,30 +232,12 @@ func (w *Worker) HandleMuxFunc(function string, f func(ctx context.Context, payl
 	w.HandleMux(function, MuxHandlerFunc(f))
 }
 
-func (w *Worker) register(function string, e entry) {
-	if function == "" || !utf8.ValidString(function) || strings.ContainsAny(function, ". \t\n\r\v\f") {
-		panic(fmt.Sprintf("worker: invalid function name %q: it must be non-empty UTF-8, with no dots or white space", function))
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	old := *w.handlers.Load()
-	if _, ok := old[function]; ok {
-		panic(fmt.Sprintf("worker: function %q registered twice", function))
-	}
-	m := maps.Clone(old)
-	m[function] = e
-	w.handlers.Store(&m)
-}
+func (w *Worker) register(function string, e entry) { w.handlers.Add(function, e) }
 
-func (w *Worker) lookup(function string) (entry, bool) {
-	e, ok := (*w.handlers.Load())[function]
-	return e, ok
-}
+func (w *Worker) lookup(function string) (entry, bool) { return w.handlers.Lookup(function) }
 
 // functions returns the names of the registered functions, sorted.
-func (w *Worker) functions() []string {
-	return slices.Sorted(maps.Keys(*w.handlers.Load()))
-}
+func (w *Worker) functions() []string { return w.handlers.Names() }
 
 // Run connects to the master and works until ctx ends, or until the worker
 // has completed as many tasks as Messages allows; then it returns nil.
@@ -308,7 +284,7 @@ func (w *Worker) functions() []string {
 // registered, when it was called before, or when the address cannot be
 // parsed as a gRPC target. It may be called once.
 func (w *Worker) Run(ctx context.Context) error {
-	if len(*w.handlers.Load()) == 0 {
+	if w.handlers.Len() == 0 {
 		return fmt.Errorf("worker %s: no function registered; register functions with Handle or HandleMux before Run", w.name)
 	}
 	if !w.started.CompareAndSwap(false, true) {
@@ -324,8 +300,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	dispatch := palmv1.NewDispatchServiceClient(conn)
 	led := w.newLedger()
-	delay := w.set.backoffMin
-	failures := 0
+	b := backoff.New(w.set.backoffMin, w.set.backoffMax)
 	w.logger.Info("connecting to the master", "address", w.address, "credit", w.creditName(), "concurrency", w.set.concurrency)
 	for {
 		welcomed, err := w.session(ctx, dispatch, led)
@@ -333,28 +308,22 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.logger.Info("stopped", "completed", led.completed)
 			return nil
 		}
+		var wait time.Duration
 		if welcomed {
-			delay, failures = w.set.backoffMin, 0
-		}
-		wait := delay/2 + rand.N(delay/2+1)
-		if !welcomed {
-			failures++
+			b.Reset()
+			wait = b.Wait()
+			w.logger.Debug("connecting again", "address", w.address, "retry_in", wait)
+		} else {
+			wait = b.Fail()
 			level := hclog.Debug
-			if failures == 1 {
+			if b.Failures() == 1 {
 				level = hclog.Warn
 			}
-			w.logger.Log(level, "cannot reach the master; trying again", "address", w.address, "error", err, "retry_in", wait, "attempts", failures)
-			delay = min(2*delay, w.set.backoffMax)
-		} else {
-			w.logger.Debug("connecting again", "address", w.address, "retry_in", wait)
+			w.logger.Log(level, "cannot reach the master; trying again", "address", w.address, "error", err, "retry_in", wait, "attempts", b.Failures())
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			w.logger.Info("stopped", "completed", led.completed)
 			return nil
-		case <-t.C:
 		}
 	}
 }
@@ -384,7 +353,7 @@ func (w *Worker) dialOptions() []grpc.DialOption {
 		// connection underneath, so that a master that comes back is
 		// found within the worker's bound rather than gRPC's (120 s).
 		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: w.set.backoffMin, Multiplier: 2, Jitter: 0.2, MaxDelay: w.set.backoffMax},
+			Backoff:           grpcbackoff.Config{BaseDelay: w.set.backoffMin, Multiplier: 2, Jitter: 0.2, MaxDelay: w.set.backoffMax},
 			MinConnectTimeout: 20 * time.Second,
 		}),
 	)

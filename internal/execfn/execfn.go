@@ -56,6 +56,7 @@ import (
 
 	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/names"
 )
 
 // Mode is how a command is run.
@@ -85,11 +86,11 @@ type Spec struct {
 // ParseSpec parses `function=command`.
 func ParseSpec(s string) (Spec, error) {
 	fn, cmd, ok := strings.Cut(s, "=")
-	switch {
-	case !ok || fn == "" || strings.TrimSpace(cmd) == "":
+	if !ok || fn == "" || strings.TrimSpace(cmd) == "" {
 		return Spec{}, fmt.Errorf("--exec %q: expected FUNCTION=COMMAND", s)
-	case strings.ContainsAny(fn, ". \t\n"):
-		return Spec{}, fmt.Errorf("--exec %q: the function name %q may hold no dot or space", s, fn)
+	}
+	if err := names.Function(fn); err != nil {
+		return Spec{}, fmt.Errorf("--exec %q: %w", s, err)
 	}
 	return Spec{Function: fn, Command: cmd}, nil
 }

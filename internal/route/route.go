@@ -172,27 +172,51 @@ func (c Check) Admit(m *palmv1.PalmMessage) (Step, error) {
 	return step, nil
 }
 
-// ErrorOf converts an error into the Error a failed reply carries, keeping
-// the gRPC code of a status error (DeadlineExceeded or Canceled for a
-// context's error, Unknown for any other error). The Error
-// names step, unless step is the zero Step (the message named no step that
-// could be read), when it names none.
+// MaxErrorLen bounds the message of an Error that ErrorOf makes, in bytes.
+const MaxErrorLen = 16 << 10
+
+// ErrorOf converts an error into the Error a failed reply or task
+// carries: the one mapping from a Go error to the wire. It keeps the gRPC
+// code of a status error (DeadlineExceeded or Canceled for a context's
+// error, Unknown for any other error, and for a status that claims OK: a
+// failure is never a success), and its message made valid UTF-8 (or the
+// stream could not carry it) and cut to MaxErrorLen bytes. The Error names
+// step, unless step is the zero Step (the message named no step that could
+// be read), when it names none.
 func ErrorOf(err error, step Step) *palmv1.Error {
 	st, ok := status.FromError(err)
 	if !ok && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		// A function that gave up with its context: say which way.
 		st = status.New(status.FromContextError(err).Code(), err.Error())
 	}
-	e := &palmv1.Error{Code: uint32(st.Code()), Message: st.Message()}
+	code := st.Code()
+	if code == codes.OK {
+		code = codes.Unknown
+	}
+	msg := strings.ToValidUTF8(st.Message(), "\uFFFD")
+	if len(msg) > MaxErrorLen {
+		msg = strings.ToValidUTF8(msg[:MaxErrorLen], "") + "…"
+	}
+	e := &palmv1.Error{Code: uint32(code), Message: msg}
 	if step != (Step{}) {
 		e.Function = step.String()
 	}
 	return e
 }
 
-// Status converts a reply's Error back into a gRPC status error. Its code
-// is Unknown when the Error's is OK (a failure is never a success) or one
-// gRPC does not define.
+// Code is the gRPC code of a reply's Error: the one mapping back from the
+// wire. It is Unknown when the Error's is OK (a failure is never a
+// success) or one gRPC does not define.
+func Code(e *palmv1.Error) codes.Code {
+	c := codes.Code(e.GetCode())
+	if c == codes.OK || c > codes.Unauthenticated {
+		return codes.Unknown
+	}
+	return c
+}
+
+// Status converts a reply's Error back into a gRPC status error, of the
+// code Code gives, its message prefixed by the step that failed.
 func Status(e *palmv1.Error) error {
 	if e == nil {
 		return nil
@@ -201,9 +225,5 @@ func Status(e *palmv1.Error) error {
 	if e.GetFunction() != "" {
 		msg = fmt.Sprintf("%s: %s", e.GetFunction(), msg)
 	}
-	c := codes.Code(e.GetCode())
-	if c == codes.OK || c > codes.Unauthenticated {
-		c = codes.Unknown
-	}
-	return status.Error(c, msg)
+	return status.Error(Code(e), msg)
 }
