@@ -358,7 +358,7 @@ func TestLateDuplicateDropped(t *testing.T) {
 // told how to name them, instead of waiting for tasks that never match.
 func TestHelloFunctionNames(t *testing.T) {
 	_, l := startMaster(t)
-	for _, fn := range []string{"server.foo", "", "a b"} {
+	for fn, fix := range map[string]string{"server.foo": "give the function alone", "": "give it a name", "a b": `use "-" or "_"`} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		stream, err := palmv1.NewDispatchServiceClient(l.Conn(t)).Work(ctx)
 		if err != nil {
@@ -367,8 +367,8 @@ func TestHelloFunctionNames(t *testing.T) {
 		stream.Send(&palmv1.WorkRequest{Hello: &palmv1.Hello{Name: "w", Functions: []string{fn}}, Credit: 1})
 		_, err = stream.Recv()
 		cancel()
-		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "give function names alone") {
-			t.Errorf("hello with function %q: got %v, want InvalidArgument explaining the names", fn, err)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), fix) {
+			t.Errorf("hello with function %q: got %v, want InvalidArgument saying %q", fn, err, fix)
 		}
 	}
 }

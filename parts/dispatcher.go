@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -18,6 +17,8 @@ import (
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/dispatch"
+	"github.com/gopalm/palm/internal/names"
+	"github.com/gopalm/palm/internal/pack"
 	"github.com/gopalm/palm/internal/route"
 )
 
@@ -147,7 +148,7 @@ const (
 	MaxHelloFunctions = 256
 	// MaxFunctionName is the longest function name a hello may give, in
 	// bytes.
-	MaxFunctionName = 128
+	MaxFunctionName = names.MaxLen
 	// maxPendingBytes bounds the result payload one worker has posted to
 	// Run and Run has not handled yet.
 	maxPendingBytes = 8 << 20
@@ -182,10 +183,7 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 	if cfg.MaxSendBytes <= 0 {
 		cfg.MaxSendBytes = DefaultMaxSendBytes
 	}
-	l := cfg.Logger
-	if l == nil {
-		l = hclog.NewNullLogger()
-	}
+	l := orQuiet(cfg.Logger)
 	return &Dispatcher{
 		cfg:     cfg,
 		logger:  l,
@@ -361,27 +359,13 @@ func (l *loop) turn() bool {
 	case e := <-inbox:
 		l.now = time.Now()
 		l.accept(e)
-		for n := 1; n < maxBurst && l.core.Room() > 0; n++ {
-			select {
-			case e := <-inbox:
-				l.accept(e)
-				continue
-			default:
-			}
-			break
+		if l.core.Room() > 0 {
+			pack.Take(inbox, maxBurst-1, func(e Envelope) bool { l.accept(e); return l.core.Room() > 0 })
 		}
 	case ev := <-l.d.events:
 		l.now = time.Now()
 		l.handle(ev)
-		for n := 1; n < maxBurst; n++ {
-			select {
-			case ev := <-l.d.events:
-				l.handle(ev)
-				continue
-			default:
-			}
-			break
-		}
+		pack.Take(l.d.events, maxBurst-1, func(ev event) bool { l.handle(ev); return true })
 	case <-l.timer.C:
 		l.timerAt = time.Time{}
 		l.now = time.Now()
@@ -718,11 +702,7 @@ func (l *loop) failure(o dispatch.Output) (Step, error) {
 // OK, and a code gRPC does not define means nothing to the client: both
 // become Unknown.
 func workerError(e *palmv1.Error) error {
-	code := codes.Code(e.GetCode())
-	if code == codes.OK || code > codes.Unauthenticated {
-		code = codes.Unknown
-	}
-	return status.Error(code, e.GetMessage())
+	return status.Error(route.Code(e), e.GetMessage())
 }
 
 // served says which functions the connected workers serve, for an error
@@ -900,18 +880,19 @@ type taskSender struct {
 	taken  []*palmv1.Task
 }
 
-// send sends the tasks queued for w, at most maxBatch and s.max bytes per
+// send sends the tasks queued for w, at most pack.MaxMessages and s.max bytes per
 // response (a larger task alone), so that the worker can take each.
 func (s *taskSender) send(w *workerConn) error {
 	s.taken = w.take(s.taken[:0])
 	defer clear(s.taken)
 	for rest := s.taken; len(rest) > 0; {
 		n, size := 1, rest[0].SizeVT()
-		for n < len(rest) && n < maxBatch {
-			if size += rest[n].SizeVT() + taskOverhead; size > s.max {
+		for n < len(rest) {
+			next := rest[n].SizeVT() + taskOverhead
+			if !pack.Fits(n, size, next, pack.MaxMessages, s.max) {
 				break
 			}
-			n++
+			n, size = n+1, size+next
 		}
 		s.resp.Tasks = rest[:n]
 		rest = rest[n:]
@@ -927,18 +908,17 @@ func (s *taskSender) send(w *workerConn) error {
 // checkHello bounds what a hello may name, so that no worker grows the
 // master's memory or its InfoService answer without bound.
 func (d *Dispatcher) checkHello(h *palmv1.Hello) error {
-	if len(h.GetName()) > route.MaxIDLen {
-		return status.Errorf(codes.InvalidArgument, "hello: the worker's name is %d bytes; at most %d bytes", len(h.GetName()), route.MaxIDLen)
+	if name := h.GetName(); name != "" {
+		if err := names.Worker(name); err != nil {
+			return status.Errorf(codes.InvalidArgument, "hello: %v", err)
+		}
 	}
 	if n := len(h.GetFunctions()); n > MaxHelloFunctions {
 		return status.Errorf(codes.InvalidArgument, "hello: %d functions; a worker may name at most %d (name none to serve every function)", n, MaxHelloFunctions)
 	}
 	for _, f := range h.GetFunctions() {
-		switch {
-		case len(f) > MaxFunctionName:
-			return status.Errorf(codes.InvalidArgument, "hello: function %s: a function name is at most %d bytes", truncate(f, 32), MaxFunctionName)
-		case f == "" || strings.ContainsAny(f, ". \t\n") || !utf8.ValidString(f):
-			return status.Errorf(codes.InvalidArgument, "hello: function %q: give function names alone, such as \"foo\" for the step \"%s.foo\": UTF-8, no dots or spaces", f, d.cfg.Master)
+		if err := names.Function(f); err != nil {
+			return status.Errorf(codes.InvalidArgument, "hello: function %q: %v", truncate(f, 32), err)
 		}
 	}
 	return nil

@@ -33,7 +33,7 @@ const DefaultWindowBytes = 32 << 20
 // stream whose client does not read before the stream is cut.
 const DefaultSlowClient = 10 * time.Second
 
-// maxBatch is the most items packed in one Send of the parts' streams.
+// maxBatch is the most items packed in one Send of the gateway's streams.
 // Only dispatcher.go still names it; the rest name pack.MaxMessages.
 const maxBatch = pack.MaxMessages
 

@@ -102,9 +102,7 @@ type Router struct {
 
 // NewRouter returns an empty router that logs through logger (nil: quiet).
 func NewRouter(logger hclog.Logger) *Router {
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
+	logger = orQuiet(logger)
 	return &Router{logger: logger, nodes: map[string]*node{}, meter: newMeter()}
 }
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
+	"github.com/gopalm/palm/internal/pack"
 )
 
 // This file is the worker side of palm.v1.DispatchService.Work, one
@@ -45,10 +46,10 @@ import (
 //     when the session does.
 
 // maxBatch is the most results and dones packed in one WorkRequest.
-const maxBatch = 256
+const maxBatch = pack.MaxMessages
 
 // maxBatchBytes bounds the encoded results packed in one WorkRequest.
-const maxBatchBytes = 1 << 20
+const maxBatchBytes = pack.MaxBytes
 
 // output is what a runner adds to the request being filled: a result, a
 // done, or a result and the done that follows it.
