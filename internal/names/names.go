@@ -46,7 +46,7 @@ func stepPart(what, name, dotFix string) error {
 	case !utf8.ValidString(name):
 		return fmt.Errorf("the %s is not valid UTF-8; names travel as protobuf strings, which must be UTF-8", what)
 	case len(name) > MaxLen:
-		return fmt.Errorf("the %s is %d bytes; the limit is %d bytes", what, len(name), MaxLen)
+		return fmt.Errorf("the %s is %d bytes; it may be at most %d bytes", what, len(name), MaxLen)
 	case strings.Contains(name, "."):
 		return fmt.Errorf("the %s contains a dot, which separates a server from its function in a step; %s", what, dotFix)
 	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
@@ -64,7 +64,7 @@ func Worker(name string) error {
 	case !utf8.ValidString(name):
 		return fmt.Errorf("the worker name is not valid UTF-8; names travel as protobuf strings, which must be UTF-8")
 	case len(name) > MaxID:
-		return fmt.Errorf("the worker name is %d bytes; the limit is %d bytes", len(name), MaxID)
+		return fmt.Errorf("the worker name is %d bytes; it may be at most %d bytes", len(name), MaxID)
 	}
 	return nil
 }

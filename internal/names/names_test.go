@@ -22,7 +22,7 @@ func TestRules(t *testing.T) {
 		{"tabbed component", func(s string) error { return Component("server", s) }, "a\tb", []string{"white space"}},
 		{"component with a wide space", func(s string) error { return Component("server", s) }, "a\u00a0b", []string{"white space"}},
 		{"component not UTF-8", func(s string) error { return Component("master", s) }, "a\xff", []string{"master name is not valid UTF-8"}},
-		{"long component", func(s string) error { return Component("master", s) }, long, []string{"129 bytes", "limit is 128 bytes"}},
+		{"long component", func(s string) error { return Component("master", s) }, long, []string{"129 bytes", "at most 128 bytes"}},
 		{"session", func(s string) error { return Component("session", s) }, "", []string{"the session name is empty"}},
 
 		{"function", Function, "echo", nil},
@@ -31,12 +31,12 @@ func TestRules(t *testing.T) {
 		{"spaced function", Function, "e cho", []string{"white space"}},
 		{"function with a newline", Function, "echo\n", []string{"white space"}},
 		{"function not UTF-8", Function, "\xff", []string{"not valid UTF-8"}},
-		{"long function", Function, long, []string{"limit is 128 bytes"}},
+		{"long function", Function, long, []string{"at most 128 bytes"}},
 
 		{"worker", Worker, "worker 1.a", nil},
 		{"empty worker", Worker, "", []string{"the worker name is empty"}},
 		{"worker not UTF-8", Worker, "\xff", []string{"UTF-8"}},
-		{"long worker", Worker, longID, []string{"1025 bytes", "limit is 1024 bytes"}},
+		{"long worker", Worker, longID, []string{"1025 bytes", "at most 1024 bytes"}},
 
 		{"topic", Topic, "my_server.x y", nil},
 		{"empty topic", Topic, "", []string{"the topic is empty", "a topic is non-empty"}},
