@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +37,7 @@ import (
 	"github.com/gopalm/palm"
 	"github.com/gopalm/palm/internal/config"
 	"github.com/gopalm/palm/internal/metrics"
+	"github.com/gopalm/palm/internal/names"
 	"github.com/gopalm/palm/internal/server"
 	"github.com/gopalm/palm/kv"
 	"github.com/gopalm/palm/parts"
@@ -86,8 +86,8 @@ func New(name string, opts ...Option) (*Component, error) {
 }
 
 func newComponent(name string, cfg *config.Config, st settings) (*Component, error) {
-	if name == "" || strings.ContainsAny(name, ". \t\n") {
-		return nil, fmt.Errorf("compose: invalid component name %q: it must be non-empty, with no dots or spaces", name)
+	if err := names.Component("component", name); err != nil {
+		return nil, fmt.Errorf("compose: invalid component name %q: %w", name, err)
 	}
 	if st.kind == "" {
 		st.kind = "component"
