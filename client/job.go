@@ -347,7 +347,7 @@ func (j *job) send(ctx context.Context, stream palmv1.GatewayService_StreamClien
 			}
 			size := len(carry.Payload) + len(carry.Function) + len(carry.Cache) +
 				len(carry.Pipeline) + len(carry.Client) + messageOverhead
-			if !pack.Fits(len(batch), total, size, pack.MaxMessages, j.budget) || (len(batch) > 0 && j.full()) {
+			if !pack.Fits(len(batch), total, size, maxJobBatch, j.budget) || (len(batch) > 0 && j.full()) {
 				break
 			}
 			if len(batch) == 0 && !j.waitForRoom(ctx) {
@@ -606,3 +606,8 @@ func (j *job) waitForRoom(ctx context.Context) bool {
 	}
 	return true
 }
+
+// maxJobBatch is the most messages of a Job packed in one request: fewer
+// than pack.MaxMessages, so that a window holds several requests and the
+// server works on one while the next is on its way.
+const maxJobBatch = 64
