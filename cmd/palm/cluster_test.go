@@ -206,7 +206,7 @@ func TestClusterFromCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("palm info: %v\n%s", err, got)
 	}
-	for _, want := range []string{"name:", "server", "kind:", "master", "functions:", "server.foo", "worker1 (foo)", "worker2 (foo)", "messages_in:", "200", "workers_connected:", "palm.v1.DispatchService"} {
+	for _, want := range []string{"name:", "server", "kind:", "master", "functions:", "server.foo", "worker1 (foo)", "worker2 (foo)", "messages_in:", "200", "workers_connected:", "palm.v1.DispatchService", "Pull (inbound → WorkerPush: palm.v1.GatewayService)", "WorkerPush (outbound → Pub: palm.v1.DispatchService)", "Cache (bypass: palm.v1.CacheService)"} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("palm info lacks %q:\n%s", want, got)
 		}

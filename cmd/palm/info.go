@@ -25,7 +25,8 @@ func newInfo(c *common) *cobra.Command {
 		Short: "Describe a running component",
 		Long: `info asks the component at ADDRESS (default: --address) what it is (its
 name and kind), what it serves (services and functions), who is connected
-(a master's or hub's workers), what it subscribes to, and its counters:
+(a master's or hub's workers), what it subscribes to, the parts it is
+composed of, and its counters:
 messages in and out, function errors, tasks queued and in flight,
 subscriptions, cache keys. --json prints the palm.v1.InfoResponse as JSON.`,
 		Example: `  palm info 127.0.0.1:5559
@@ -88,6 +89,13 @@ func printInfo(cmd *cobra.Command, r *palmv1.InfoResponse) {
 	if len(r.GetUpstreams()) > 0 {
 		fmt.Fprintf(w, "upstreams:\t%s\n", list(r.GetUpstreams()))
 	}
+	for i, p := range r.GetParts() {
+		label := "parts:"
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(w, "%s\t%s\n", label, describePart(p))
+	}
 	names := make([]string, 0, len(r.GetCounters()))
 	for n := range r.GetCounters() {
 		names = append(names, n)
@@ -97,4 +105,26 @@ func printInfo(cmd *cobra.Command, r *palmv1.InfoResponse) {
 		fmt.Fprintf(w, "%s:\t%d\n", n, r.GetCounters()[n])
 	}
 	w.Flush()
+}
+
+// describePart is one line of a part: name (kind → route: services; notes).
+func describePart(p *palmv1.PartInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s", p.GetName(), p.GetKind())
+	if p.GetRoute() != "" {
+		fmt.Fprintf(&b, " → %s", p.GetRoute())
+	}
+	if len(p.GetServices()) > 0 {
+		fmt.Fprintf(&b, ": %s", strings.Join(p.GetServices(), ", "))
+	}
+	keys := make([]string, 0, len(p.GetNotes()))
+	for k := range p.GetNotes() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "; %s=%s", k, p.GetNotes()[k])
+	}
+	b.WriteString(")")
+	return b.String()
 }
