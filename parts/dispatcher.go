@@ -682,7 +682,11 @@ func (l *loop) failure(o dispatch.Output) (Step, error) {
 	case dispatch.Failed:
 		return step, workerError(o.Value.(*palmv1.TaskDone).GetError())
 	case dispatch.TooLarge:
-		d.logger.Warn("a task's results passed the limit; the task fails", "function", t.Function, "limit", d.cfg.MaxResultBytes)
+		worker := "?"
+		if w := l.workers[o.Value.(dispatch.WorkerID)]; w != nil {
+			worker = w.name
+		}
+		d.logger.Warn("a task's results passed the limit; the task fails", "worker", worker, "function", t.Function, "limit", d.cfg.MaxResultBytes)
 		return step, status.Errorf(codes.ResourceExhausted, "the results of one task passed %d bytes (the master's limit, four times its message size limit); the rest were dropped", d.cfg.MaxResultBytes)
 	case dispatch.Unserved:
 		return step, status.Errorf(codes.NotFound, "no connected worker of %s serves %q: %s; start a worker with that function, or make the master wait for one (master.WaitForWorkers)", d.cfg.Master, t.Function, l.served())

@@ -111,7 +111,7 @@ type Output struct {
 	Task    *Task // nil for Complete
 	Message *Message
 	Reason  Reason // Fail
-	Value   any    // Route: the Result's; Fail (Failed): the Finish's
+	Value   any    // Route: the Result's; Fail: the Finish's (Failed), the WorkerID (TooLarge)
 	Done    bool   // Route, Fail: the output completes its message
 }
 
@@ -363,7 +363,7 @@ func (c *Core) stepReport(ev Event) {
 			// The task is done for the core (its credit stays spent until
 			// the worker grants more): the rest of its reports are ignored.
 			c.release(t)
-			c.fail(t, TooLarge, nil)
+			c.fail(t, TooLarge, ev.Worker)
 			continue
 		}
 		out := Output{Kind: Route, Task: t, Message: t.Message, Value: r.Value}
