@@ -27,17 +27,6 @@ import (
 // fail: the bound, which these tests hold with room to spare.
 const fastBound = 2 * time.Second
 
-// freeAddress returns a loopback address nothing listens on now.
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
-
 // serveTCPAt serves the fake gateway and a cache at addr ("127.0.0.1:0"
 // for a free port), with creds (nil: plaintext), until stop or the end of
 // the test; it returns the address and stop.
@@ -106,7 +95,7 @@ func quickFailure(t *testing.T, what string, p reach.Problem, call func(context.
 
 // Every kind of call fails at once, saying so, when nothing listens.
 func TestNothingListensFailsFast(t *testing.T) {
-	addr := freeAddress(t)
+	addr := palmtest.FreeAddr(t)
 	c, err := New(fakeServer, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +121,7 @@ func TestNothingListensFailsFast(t *testing.T) {
 
 	// The SubAddress is dialled the same way.
 	first, _ := serveTCPAt(t, "127.0.0.1:0", nil)
-	sub := freeAddress(t)
+	sub := palmtest.FreeAddr(t)
 	cs, err := New(fakeServer, first, SubAddress(sub))
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +182,7 @@ func TestTLSMismatchNamed(t *testing.T) {
 // With WaitForServer, a call made before the server is up waits for it,
 // saying so in the log, and succeeds once it comes.
 func TestWaitForServer(t *testing.T) {
-	addr := freeAddress(t)
+	addr := palmtest.FreeAddr(t)
 	logs := &palmtest.Buffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})
 	c, err := New(fakeServer, addr, WaitForServer(20*time.Second), palm.WithLogger(logger))
@@ -231,7 +220,7 @@ func TestWaitForServer(t *testing.T) {
 
 // WaitForServer is bounded: past it, the call fails with the reason.
 func TestWaitForServerBounded(t *testing.T) {
-	addr := freeAddress(t)
+	addr := palmtest.FreeAddr(t)
 	c, err := New(fakeServer, addr, WaitForServer(300*time.Millisecond), palm.WithLogger(hclog.NewNullLogger()))
 	if err != nil {
 		t.Fatal(err)

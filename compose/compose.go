@@ -226,6 +226,8 @@ func (c *Component) assemble(ctx context.Context) (*server.Server, *parts.Router
 		Topics:         c.topics,
 		Middleware:     config.Middlewares[palm.Middleware](c.cfg),
 		Dial:           c.cfg.Dial(),
+		TLS:            c.cfg.TLS,
+		AuthorizeHTTP:  server.HTTPAuth(c.cfg),
 	}
 	r := parts.NewRouter(c.logger)
 	for _, n := range c.nodes {

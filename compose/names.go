@@ -9,6 +9,9 @@ const (
 	// Pull is the parts.Gateway, where clients' messages come in (the
 	// original's Pull and Rep services).
 	Pull = "Pull"
+	// HTTP is the parts.HTTPGateway, where HTTP requests come in (the
+	// original's HTTP gateway).
+	HTTP = "HTTP"
 	// Sub is the parts.Subscriber, where a stage's messages come in from
 	// the components before it (the original's Sub connection).
 	Sub = "Sub"

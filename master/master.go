@@ -157,6 +157,14 @@ func (m *Master) serve(ctx context.Context, lis net.Listener, inName string, in 
 	if m.settings.gather != nil {
 		spec.Gather = &parts.Gather{Fn: m.settings.gather}
 	}
+	if addr := m.settings.httpAddress; addr != "" && inName == compose.Pull {
+		h, err := parts.NewHTTPGateway(parts.HTTPGatewayConfig{Address: addr})
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		spec.HTTP = h
+	}
 	c, err := assemble.Component(spec)
 	if err != nil {
 		lis.Close()

@@ -52,6 +52,7 @@ type settings struct {
 	queue       int
 	maxAttempts int
 	window      int
+	httpAddress string
 	windowBytes int
 	taskTimeout time.Duration
 	waitWorkers time.Duration
@@ -160,6 +161,14 @@ func Window(n int) Option {
 // with RESOURCE_EXHAUSTED. Default: 32 MiB. Master only.
 func WindowBytes(n int) Option {
 	return masterOnly{Setting: func(s *settings) { s.windowBytes = n }}
+}
+
+// HTTP makes the master an HTTP service too: it serves its HTTP gateway
+// (parts.HTTPGateway) on address beside its gRPC services, where GET or
+// POST /{function} sends the body as a message and answers with the reply.
+// Master only.
+func HTTP(address string) Option {
+	return masterOnly{Setting: func(s *settings) { s.httpAddress = address }}
 }
 
 // Backoff bounds the delay before a Hub subscribes again to an upstream

@@ -2,7 +2,9 @@ package parts
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net/http"
 	"regexp"
 
 	"github.com/hashicorp/go-hclog"
@@ -35,6 +37,11 @@ type Env struct {
 	Topics *Topics
 	// Middleware wraps the handlers the component runs, first outermost.
 	Middleware []palm.Middleware
+	// TLS is the component's server TLS; nil for plaintext.
+	TLS *tls.Config
+	// AuthorizeHTTP checks an HTTP request that sends messages against
+	// the component's tokens and identities; nil when it takes any.
+	AuthorizeHTTP func(r *http.Request) error
 	// Dial are the options to dial other components with: the
 	// component's TLS, token, keepalive and message size limit.
 	Dial []grpc.DialOption

@@ -168,19 +168,34 @@ func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.Ev
 		return nil, err
 	}
 	defer g.release(1)
-	o := &evalOrigin{ctx: ctx, done: make(chan struct{}), limit: g.windowBytes}
 	deadline := messageDeadline(m, time.Now())
 	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
-	if err := g.link.Send(ctx, Envelope{Msg: m, Origin: o, Sequence: m.GetSequence(), Step: step, Deadline: deadline}); err != nil {
+	replies, err := evalCall(ctx, g.runCtx, g.link, Envelope{Msg: m, Sequence: m.GetSequence(), Step: step, Deadline: deadline}, g.windowBytes)
+	if err != nil {
+		if status.Code(err) == codes.ResourceExhausted {
+			err = status.Errorf(codes.ResourceExhausted, "%s; use a Stream", status.Convert(err).Message())
+		}
+		return nil, err
+	}
+	return &palmv1.EvalResponse{Messages: replies}, nil
+}
+
+// evalCall sends e into the router from a new one-call origin and waits
+// for its replies, keeping at most limit bytes of them, until ctx or the
+// part's runCtx ends; a reply that carries an error is the call's error.
+func evalCall(ctx, runCtx context.Context, link *Link, e Envelope, limit int) ([]*palmv1.PalmMessage, error) {
+	o := &evalOrigin{ctx: ctx, done: make(chan struct{}), limit: limit}
+	e.Origin = o
+	if err := link.Send(ctx, e); err != nil {
 		return nil, contextStatus(ctx, err)
 	}
 	select {
 	case <-o.done:
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
-	case <-g.runCtx.Done():
+	case <-runCtx.Done():
 		return nil, errDraining
 	}
 	for _, r := range o.replies {
@@ -189,9 +204,9 @@ func (g *Gateway) Eval(ctx context.Context, req *palmv1.EvalRequest) (*palmv1.Ev
 		}
 	}
 	if o.overflow {
-		return nil, status.Errorf(codes.ResourceExhausted, "the replies to the message passed %d bytes, the most one Eval returns; use a Stream", g.windowBytes)
+		return nil, status.Errorf(codes.ResourceExhausted, "the replies to the message passed %d bytes, the most one call returns", limit)
 	}
-	return &palmv1.EvalResponse{Messages: o.replies}, nil
+	return o.replies, nil
 }
 
 // messageDeadline is the deadline a message's timeout_ms sets from now, or

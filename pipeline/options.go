@@ -49,6 +49,7 @@ type settings struct {
 	concurrency int
 	window      int
 	windowBytes int
+	httpAddress string
 	store       kv.Store
 	handle      parts.StreamHandler
 
@@ -66,6 +67,14 @@ func Concurrency(n int) CommonOption {
 // stream before it stops reading from it. Default: 1024. Server only.
 func Window(n int) ServerOption {
 	return serverOnly{Setting: func(s *settings) { s.window = n }}
+}
+
+// HTTP makes a Server an HTTP service too: it serves its HTTP gateway
+// (parts.HTTPGateway) on address beside its gRPC services, where GET or
+// POST /{function} calls the function with the body as the payload and
+// answers with the reply. Server only.
+func HTTP(address string) ServerOption {
+	return serverOnly{Setting: func(s *settings) { s.httpAddress = address }}
 }
 
 // WindowBytes sets how many payload bytes a Server holds for one client

@@ -46,7 +46,16 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // or the error that made serving fail. Serve may be called once.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gw := parts.NewGateway(parts.GatewayConfig{Known: s.known, Window: s.settings.window, WindowBytes: s.settings.windowBytes})
-	return s.serve(ctx, lis, compose.Pull, gw)
+	var web parts.Part
+	if addr := s.settings.httpAddress; addr != "" {
+		h, err := parts.NewHTTPGateway(parts.HTTPGatewayConfig{Address: addr, Known: s.known})
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		web = h
+	}
+	return s.serve(ctx, lis, compose.Pull, gw, web)
 }
 
 func (c *core) listenAndServe(ctx context.Context, addr string, serve func(context.Context, net.Listener) error) error {
@@ -59,7 +68,7 @@ func (c *core) listenAndServe(ctx context.Context, addr string, serve func(conte
 
 // serve composes the component, in → Functions → Pub with a Cache, and
 // serves it on lis until ctx ends.
-func (c *core) serve(ctx context.Context, lis net.Listener, inName string, in parts.Part) error {
+func (c *core) serve(ctx context.Context, lis net.Listener, inName string, in, web parts.Part) error {
 	if !c.served.CompareAndSwap(false, true) {
 		lis.Close()
 		return errors.New("pipeline: Serve called twice")
@@ -67,7 +76,7 @@ func (c *core) serve(ctx context.Context, lis net.Listener, inName string, in pa
 	kind := strings.ToLower(c.kind)
 	comp, err := assemble.Component(assemble.Spec{
 		Name: c.name, Kind: kind, Config: c.cfg, Store: c.settings.store, Queue: c.settings.queue,
-		In: in, InName: inName,
+		In: in, InName: inName, HTTP: web,
 		Work:     &parts.Functions{Lookup: c.lookup, Names: c.names, Concurrency: c.settings.concurrency},
 		WorkName: compose.Functions,
 		Pub:      &parts.Replies{Handle: c.settings.handle, Pipelined: c.settings.pipelined},

@@ -115,5 +115,5 @@ func (s *stage) ListenAndServe(ctx context.Context, addr string) error {
 // 10 s), and closes lis. It returns nil after a stop caused by ctx. Serve
 // may be called once.
 func (s *stage) Serve(ctx context.Context, lis net.Listener) error {
-	return s.serve(ctx, lis, compose.Sub, s.sub)
+	return s.serve(ctx, lis, compose.Sub, s.sub, nil)
 }

@@ -18,13 +18,19 @@ import (
 // docBlocks returns the shell blocks of a doc marked <!-- grpcurl: tag -->.
 func docBlocks(t *testing.T, doc, tag string) []string {
 	t.Helper()
+	return markedBlocks(t, doc, "grpcurl: "+tag)
+}
+
+// markedBlocks returns the shell blocks of a doc marked <!-- marker -->.
+func markedBlocks(t *testing.T, doc, tag string) []string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", doc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var blocks []string
 	rest := string(b)
-	marker := "<!-- grpcurl: " + tag + " -->\n```sh\n"
+	marker := "<!-- " + tag + " -->\n```sh\n"
 	for {
 		_, after, ok := strings.Cut(rest, marker)
 		if !ok {

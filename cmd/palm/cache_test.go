@@ -47,7 +47,7 @@ func runComponent(t *testing.T, addr string, args ...string) {
 // saying which limit and which flag raises it.
 func TestCacheQuotaFlags(t *testing.T) {
 	t.Run("master --cache-max-keys", func(t *testing.T) {
-		addr := freeAddr(t)
+		addr := palmtest.FreeAddr(t)
 		runComponent(t, addr, "master", "server", "--listen", addr, "--cache-max-keys", "2")
 		kv := func(args ...string) result {
 			return palmCmd(t, "", append([]string{"kv", "--address", addr, timeout}, args...)...)
@@ -63,7 +63,7 @@ func TestCacheQuotaFlags(t *testing.T) {
 	})
 	t.Run("server PALM_CACHE_MAX_BYTES", func(t *testing.T) {
 		t.Setenv("PALM_CACHE_MAX_BYTES", "1000")
-		addr := freeAddr(t)
+		addr := palmtest.FreeAddr(t)
 		runComponent(t, addr, "server", "s", "--listen", addr, "--exec", "foo=cat")
 		palmCmd(t, strings.Repeat("x", 800), "kv", "--address", addr, timeout, "set", "big").want(t, 0, "big\n")
 		r := palmCmd(t, strings.Repeat("y", 200), "kv", "--address", addr, timeout, "set", "more")
@@ -71,7 +71,7 @@ func TestCacheQuotaFlags(t *testing.T) {
 		r.wantStderr(t, "ResourceExhausted", "limit of 1000 bytes", "--cache-max-bytes")
 	})
 	t.Run("invalid", func(t *testing.T) {
-		r := palmCmd(t, "", "master", "server", "--listen", freeAddr(t), "--cache-max-bytes", "0")
+		r := palmCmd(t, "", "master", "server", "--listen", palmtest.FreeAddr(t), "--cache-max-bytes", "0")
 		r.want(t, 2, "")
 		r.wantStderr(t, "--cache-max-bytes 0: must be at least 1")
 	})

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,17 +42,6 @@ func palmBinary(t *testing.T) string {
 		t.Fatal(binErr)
 	}
 	return binPath
-}
-
-// freeAddr returns a loopback address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
 }
 
 // component is a palm process the test started.
@@ -148,7 +136,7 @@ func TestClusterFromCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the command and runs processes; skipped with -short")
 	}
-	masterAddr, stageAddr := freeAddr(t), freeAddr(t)
+	masterAddr, stageAddr := palmtest.FreeAddr(t), palmtest.FreeAddr(t)
 	m := startPalm(t, "master", "server", "--listen", masterAddr, "--pipelined")
 	m.waitFor(t, "serving")
 	for _, name := range []string{"worker1", "worker2"} {
@@ -225,7 +213,7 @@ func TestJobReportsFailures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the command and runs processes; skipped with -short")
 	}
-	addr := freeAddr(t)
+	addr := palmtest.FreeAddr(t)
 	s := startPalm(t, "server", "my_server", "--listen", addr,
 		"--exec", `foo=read x; if [ "$x" = bad ]; then echo "cannot take $x" >&2; exit 4; fi; printf 'you sent me %s' "$x"`)
 	s.waitFor(t, "serving")

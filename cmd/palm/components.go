@@ -42,6 +42,7 @@ type serving struct {
 	concurrency    int
 	cacheMaxBytes  int
 	cacheMaxKeys   int
+	http           string
 }
 
 // flags adds the flags of a component that serves on listen (default
@@ -307,7 +308,11 @@ the next step of a pipeline instead of back to the client.`,
 			if err != nil {
 				return err
 			}
-			srv, err := pipeline.NewServer(args[0], convert(opts, func(o pipeline.CommonOption) pipeline.ServerOption { return o })...)
+			serverOpts := convert(opts, func(o pipeline.CommonOption) pipeline.ServerOption { return o })
+			if s.http != "" {
+				serverOpts = append(serverOpts, pipeline.HTTP(s.http))
+			}
+			srv, err := pipeline.NewServer(args[0], serverOpts...)
 			if err != nil {
 				return usageError{err}
 			}
@@ -320,6 +325,7 @@ the next step of a pipeline instead of back to the client.`,
 		},
 	}
 	s.flags(c, cmd.Flags(), "127.0.0.1:5555", "pipelined", "exec")
+	s.httpFlag(cmd.Flags())
 	return cmd
 }
 
@@ -414,7 +420,11 @@ hands them to the workers that connect to it.`
 				}
 				return h.ListenAndServe(cmd.Context(), s.listen)
 			}
-			m, err := master.New(args[0], convert(opts, func(o master.CommonOption) master.Option { return o })...)
+			masterOpts := convert(opts, func(o master.CommonOption) master.Option { return o })
+			if s.http != "" {
+				masterOpts = append(masterOpts, master.HTTP(s.http))
+			}
+			m, err := master.New(args[0], masterOpts...)
 			if err != nil {
 				return usageError{err}
 			}
@@ -426,7 +436,15 @@ hands them to the workers that connect to it.`
 		what = append(what, "from")
 	}
 	s.flags(c, cmd.Flags(), addr, what...)
+	if kind == "master" {
+		s.httpFlag(cmd.Flags())
+	}
 	return cmd
+}
+
+// httpFlag adds --http, the address of the component's HTTP gateway.
+func (s *serving) httpFlag(f *pflag.FlagSet) {
+	f.StringVar(&s.http, "http", "", "also serve HTTP on this address: GET or POST /FUNCTION with the payload as the body answers with the reply (see docs/http.md)")
 }
 
 func newWorkerVerb(c *common) *cobra.Command {

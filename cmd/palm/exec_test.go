@@ -29,7 +29,7 @@ func TestExecTimeoutFailsTheMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the command and runs processes; skipped with -short")
 	}
-	addr := freeAddr(t)
+	addr := palmtest.FreeAddr(t)
 	m := startPalm(t, "master", "server", "--listen", addr)
 	m.waitFor(t, "serving")
 	pids := filepath.Join(t.TempDir(), "pids")
@@ -64,7 +64,7 @@ func TestExecTimeoutFailsTheMessage(t *testing.T) {
 	}
 
 	// A server, its timeout from the flag's PALM_ twin.
-	addr = freeAddr(t)
+	addr = palmtest.FreeAddr(t)
 	pids = filepath.Join(t.TempDir(), "pids")
 	s := startPalmEnv(t, []string{"PALM_EXEC_TIMEOUT=1s"}, "server", "my_server", "--listen", addr, "--exec", hangingCommand(pids))
 	s.waitFor(t, "serving")
@@ -87,7 +87,7 @@ func TestStopWithAHangingCommand(t *testing.T) {
 	const stopTimeout = 3 * time.Second
 	for _, kind := range []string{"worker", "server"} {
 		t.Run(kind, func(t *testing.T) {
-			addr := freeAddr(t)
+			addr := palmtest.FreeAddr(t)
 			pids := filepath.Join(t.TempDir(), "pids")
 			var c *component
 			function := "server.foo"
@@ -137,7 +137,7 @@ func TestExecLargeAndOversizeAnswers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the command and runs processes; skipped with -short")
 	}
-	addr := freeAddr(t)
+	addr := palmtest.FreeAddr(t)
 	s := startPalm(t, "server", "my_server", "--listen", addr, "--exec-mode", "lines",
 		"--exec", "foo=cat", "--exec", "big=read l; head -c 600000000 /dev/zero")
 	s.waitFor(t, "serving")

@@ -216,7 +216,7 @@ func TestWorkerAddressAndFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := palmtest.ServeTCP(t, m)
-	metricsAddr := freeAddr(t)
+	metricsAddr := palmtest.FreeAddr(t)
 	startPalm(t, "worker", "w1", "--address", addr, "--keepalive", "10s", "--keepalive-timeout", "5s",
 		"--metrics-address", metricsAddr, "--exec", "foo=cat")
 	palmtest.Eventually(t, 20*time.Second, "the worker joins the master at --address", func() bool { return m.Workers() == 1 })

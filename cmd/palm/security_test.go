@@ -77,7 +77,7 @@ func TestTokensNeedTLS(t *testing.T) {
 	if err := os.WriteFile(file, []byte("# accepted tokens\nclient "+token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := startRefused(t, "server", "my_server", "--listen", freeAddr(t), "--tokens", file, "--exec", "foo=cat")
+	r := startRefused(t, "server", "my_server", "--listen", palmtest.FreeAddr(t), "--tokens", file, "--exec", "foo=cat")
 	r.want(t, 2, "")
 	r.wantStderr(t, "without TLS", "in the clear", "--cert and --key", "--insecure-tokens")
 
@@ -85,7 +85,7 @@ func TestTokensNeedTLS(t *testing.T) {
 	if err := os.WriteFile(short, []byte("client "+token+"\n\nworker short-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = startRefused(t, "server", "my_server", "--listen", freeAddr(t), "--insecure-tokens", "--tokens", short, "--exec", "foo=cat")
+	r = startRefused(t, "server", "my_server", "--listen", palmtest.FreeAddr(t), "--insecure-tokens", "--tokens", short, "--exec", "foo=cat")
 	r.want(t, 2, "")
 	r.wantStderr(t, short+":3:", "at least 16 bytes")
 	if strings.Contains(r.stderr, "short-token") {
@@ -96,7 +96,7 @@ func TestTokensNeedTLS(t *testing.T) {
 		t.Skip("builds the command and runs processes; skipped with -short")
 	}
 	for _, env := range [][]string{nil, {"PALM_INSECURE_TOKENS=true"}} {
-		addr := freeAddr(t)
+		addr := palmtest.FreeAddr(t)
 		args := []string{"server", "my_server", "--listen", addr, "--tokens", file, "--exec", "foo=cat"}
 		if env == nil {
 			args = append(args, "--insecure-tokens")

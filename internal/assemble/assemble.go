@@ -29,6 +29,8 @@ type Spec struct {
 	// parts.Functions (compose.Functions).
 	Work     parts.Part
 	WorkName string
+	// HTTP, when not nil, is a second intake (compose.HTTP) into Work.
+	HTTP parts.Part
 	// Gather, when not nil, comes between Work and Pub.
 	Gather *parts.Gather
 	// Pub sends the results on.
@@ -46,6 +48,9 @@ func Component(s Spec) (*compose.Component, error) {
 	c.PresetCache(s.Preset)
 	in, work := s.InName, s.WorkName
 	c.Inbound(in, s.In, work)
+	if s.HTTP != nil {
+		c.Inbound(compose.HTTP, s.HTTP, work)
+	}
 	if s.Gather != nil {
 		c.Outbound(work, s.Work, compose.Gather)
 		c.Outbound(compose.Gather, s.Gather, compose.Pub)

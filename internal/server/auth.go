@@ -101,9 +101,8 @@ func certNames(ctx context.Context) []string {
 		return nil
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+	if !ok {
 		return nil
 	}
-	leaf := info.State.VerifiedChains[0][0]
-	return append([]string{leaf.Subject.CommonName}, leaf.DNSNames...)
+	return httpCertNames(&info.State)
 }
