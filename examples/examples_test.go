@@ -105,6 +105,7 @@ var addressVars = []string{
 	"PALM_HUB",       // 127.0.0.1:5561
 	"PALM_PIPELINE2", // 127.0.0.1:5570
 	"PALM_SINK",      // 127.0.0.1:5580
+	"PALM_HTTP",      // localhost:8888
 }
 
 // testAddresses holds, for each running test, the environment that gives
