@@ -3,6 +3,7 @@ module github.com/gopalm/palm
 go 1.26.0
 
 require (
+	connectrpc.com/connect v1.21.1
 	github.com/google/btree v1.1.3
 	github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus v1.1.1
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.4
