@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -449,9 +450,10 @@ func (s *serving) httpFlag(f *pflag.FlagSet) {
 
 func newWorkerVerb(c *common) *cobra.Command {
 	var (
-		s        serving
-		masterAt string
-		messages int
+		s          serving
+		masterAt   string
+		messages   int
+		httpListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker NAME",
@@ -503,10 +505,14 @@ long-running modes, the processes it keeps.`,
 				return err
 			}
 			defer closeAll()
+			if httpListen != "" {
+				return serveWorkerHTTP(ctx, httpListen, w, logger, s.stopTimeout)
+			}
 			return w.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&httpListen, "http-listen", "", "serve the functions over HTTP on this address (palm.v1.FunctionService, Connect protocol) instead of connecting to a master: a worker for a component's HTTP workers (see docs/http.md)")
 	c.talkFlags(f, "127.0.0.1:5559", "address of the master or hub")
 	c.logFlag(f)
 	s.connectionFlags(f)
@@ -581,4 +587,38 @@ func serveWorkerMetrics(ctx context.Context, addr string, logger hclog.Logger, o
 		}
 	}()
 	return served, nil
+}
+
+// serveWorkerHTTP serves w's functions over HTTP on addr until ctx ends,
+// then stops within stopTimeout.
+func serveWorkerHTTP(ctx context.Context, addr string, w *worker.Worker, logger hclog.Logger, stopTimeout time.Duration) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--http-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(worker.HTTPHandler(w))
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: mux, Protocols: &protocols, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	if tcp, ok := lis.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		logger.Warn("serving HTTP in plaintext beyond this machine: put the worker behind a server or platform that terminates TLS", "address", lis.Addr().String())
+	}
+	logger.Info("serving the functions over HTTP", "address", lis.Addr().String(), "path", "/palm.v1.FunctionService/Call")
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	stop, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := srv.Shutdown(stop); err != nil {
+		srv.Close()
+	}
+	<-served
+	logger.Info("stopped")
+	return nil
 }
