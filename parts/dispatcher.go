@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/dispatch"
 	"github.com/gopalm/palm/internal/names"
@@ -547,7 +548,7 @@ func (l *loop) deliver(outputs []dispatch.Output) error {
 			e.Step = Step{Server: l.d.cfg.Master, Function: o.Task.Function}
 		case dispatch.Fail:
 			step, err := l.failure(o)
-			e.Msg = derive(taskMsg(o.Task), nil)
+			e.Msg = palm.ChangePayload(taskMsg(o.Task), nil)
 			e.Msg.Error = route.ErrorOf(err, step)
 		case dispatch.Complete:
 			e.Done = true

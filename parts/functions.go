@@ -117,9 +117,3 @@ func invoke(ctx context.Context, h palm.Handler, m *palmv1.PalmMessage, step Ste
 // Step is a parsed `server.function` step: the step a message asks of a
 // component (Envelope.Step).
 type Step = palm.Step
-
-// derive returns a new message carrying m's routing fields and payload;
-// it is palm.ChangePayload, under the name dispatcher.go calls it by.
-func derive(m *palmv1.PalmMessage, payload []byte) *palmv1.PalmMessage {
-	return palm.ChangePayload(m, payload)
-}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gopalm/palm"
 	palmv1 "github.com/gopalm/palm/gen/palm/v1"
 	"github.com/gopalm/palm/internal/backoff"
 	"github.com/gopalm/palm/internal/pack"
@@ -227,14 +228,17 @@ func (p *Push) take(ctx context.Context, link *Link, e Envelope, batch []*palmv1
 		}
 		return batch, size
 	}
-	step, err := nextStep(e.Msg)
+	// One copy, forwarded with its stage moved on: its current step is
+	// the one it goes to.
+	m := proto.Clone(e.Msg).(*palmv1.PalmMessage)
+	m.Stage++
+	step, err := route.Current(m)
 	if err != nil {
+		err = status.Errorf(codes.InvalidArgument, "this component forwards each message to its next step, but %q has none after stage %d; add a step naming the component it is pushed to", e.Msg.GetFunction(), e.Msg.GetStage())
 		p.emit(ctx, link, Envelope{Msg: failed(e.Msg, err, e.Step), Origin: e.Origin, Sequence: e.Sequence})
 		p.finish(ctx, link, key)
 		return batch, size
 	}
-	m := proto.Clone(e.Msg).(*palmv1.PalmMessage)
-	m.Stage++
 	if !e.Deadline.IsZero() {
 		m.TimeoutMs = uint64(max(1, time.Until(e.Deadline).Milliseconds()))
 	}
@@ -256,19 +260,8 @@ func (p *Push) take(ctx context.Context, link *Link, e Envelope, batch []*palmv1
 	return append(batch, m), size + n
 }
 
-// nextStep is the step a message goes on to: the one after its current.
-func nextStep(m *palmv1.PalmMessage) (Step, error) {
-	next := proto.Clone(m).(*palmv1.PalmMessage)
-	next.Stage++
-	step, err := route.Current(next)
-	if err != nil {
-		return Step{}, status.Errorf(codes.InvalidArgument, "this component forwards each message to its next step, but %q has none after stage %d; add a step naming the component it is pushed to", m.GetFunction(), m.GetStage())
-	}
-	return step, nil
-}
-
 func failed(m *palmv1.PalmMessage, err error, step Step) *palmv1.PalmMessage {
-	reply := derive(m, nil)
+	reply := palm.ChangePayload(m, nil)
 	reply.Error = route.ErrorOf(err, step)
 	return reply
 }
